@@ -1,0 +1,207 @@
+"""The vae-keras command line: train / evaluate / sample / list, and its handling of bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vae_keras import exported
+from vae_keras.cli import main
+
+from conftest import REPO_ROOT
+
+TINY = ["--hidden", "32", "--latent-dim", "4", "--batch-size", "64", "--eval-iw-samples", "5", "--verbose", "2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    d = np.load(os.path.join(REPO_ROOT, "vae_keras", "data_files", "mnist10k.npz"))
+    path = tmp_path_factory.mktemp("data") / "digits.npz"
+    np.savez(path, x_train=d["x_train"][:300], y_train=d["y_train"][:300], x_test=d["x_test"][:100], y_test=d["y_test"][:100])
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_npz, tmp_path_factory):
+    """One CLI training run shared by the evaluate/sample tests: (models_dir, version_dir)."""
+    out = tmp_path_factory.mktemp("cli_models")
+    assert main(["train", "--dataset", tiny_npz, "--epochs", "2", "--out", str(out), "--name", "digits", *TINY]) == 0
+    return str(out), os.path.join(str(out), "digits", "1")
+
+
+def _one_line_error(capsys, code, *fragments):
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("vae-keras")]
+    assert code == 2, captured.err
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+class TestTrain:
+    def test_train_prints_epochs_and_exports_everything(self, trained, capsys):
+        _, path = trained
+        card = exported.read_card(path)
+        assert card["dataset"].endswith("digits.npz") and card["latent_dim"] == 4
+        assert card["metrics"]["epochs_trained"] == 2 and card["metrics"]["test_iw_samples"] == 5
+        with open(os.path.join(path, "assets.extra", "config.json")) as f:
+            config = json.load(f)
+        assert config["hidden"] == [32] and config["epochs"] == 2 and config["binarize"] == "auto"
+        assert len(exported.read_history(path)) == 2
+
+    def test_progress_is_keras_epoch_lines(self, tiny_npz, tmp_path, capsys):
+        assert main(["train", "--dataset", tiny_npz, "--epochs", "2", "--out", str(tmp_path), *TINY]) == 0
+        out = capsys.readouterr().out
+        assert "Epoch 1/2" in out and "Epoch 2/2" in out and "val_loss" in out
+        assert f"Exported {tmp_path}/digits/1" in out  # name defaults to the dataset file's stem
+
+    def test_config_file_fills_flags_and_flags_win(self, tiny_npz, tmp_path):
+        cfg = tmp_path / "run.yaml"
+        cfg.write_text(f"dataset: {tiny_npz}\nlatent-dim: 3\nepochs: 1\nhidden: [16]\nbeta: 2.0\nname: fromyaml\n")
+        assert main(["train", "--config", str(cfg), "--latent-dim", "5", "--out", str(tmp_path), "--eval-iw-samples", "0", "--verbose", "0"]) == 0
+        path = tmp_path / "fromyaml" / "1"
+        card = exported.read_card(str(path))
+        assert card["latent_dim"] == 5 and card["beta"] == 2.0
+        saved = json.loads((path / "assets.extra" / "config.json").read_text())
+        assert saved["latent_dim"] == 5 and saved["hidden"] == [16] and saved["epochs"] == 1
+        # The saved config reproduces the run when fed back.
+        assert main(["train", "--config", str(path / "assets.extra" / "config.json"), "--verbose", "0"]) == 0
+        assert exported.read_card(str(tmp_path / "fromyaml" / "2"))["latent_dim"] == 5
+
+    def test_time_limit_stops_cleanly_and_still_exports(self, tiny_npz, tmp_path):
+        assert main(["train", "--dataset", tiny_npz, "--epochs", "1000", "--time-limit", "3", "--out", str(tmp_path), *TINY]) == 0
+        card = exported.read_card(str(tmp_path / "digits" / "1"))
+        assert card["metrics"]["stopped_by_time_limit"] is True
+        assert 1 <= card["metrics"]["epochs_trained"] < 1000
+
+    def test_tensorboard_logs(self, tiny_npz, tmp_path):
+        logdir = tmp_path / "tb"
+        assert main(["train", "--dataset", tiny_npz, "--epochs", "1", "--out", str(tmp_path), "--tensorboard", str(logdir), *TINY]) == 0
+        assert any(f.startswith("events.out.tfevents") for _, _, files in os.walk(logdir) for f in files)
+
+
+class TestEvaluateAndSample:
+    def test_evaluate_json(self, trained, capsys):
+        capsys.readouterr()
+        assert main(["evaluate", trained[1], "--iw-samples", "20", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["num_images"] == 100 and result["iw_samples"] == 20 and result["test_binarized"] is True
+        assert 50 < result["nll"] < 560 and result["elbo"] <= -result["nll"] + 1e-3
+        assert 0 <= result["active_units"] <= 4 and len(result["kl_per_dim"]) == 4
+
+    def test_evaluate_text_on_a_name_folder_uses_its_newest_version(self, trained, capsys):
+        capsys.readouterr()
+        assert main(["evaluate", os.path.join(trained[0], "digits"), "--iw-samples", "2", "--num-images", "10"]) == 0
+        out = capsys.readouterr().out
+        assert "NLL (IW, K=2)" in out and "active units" in out and "10 test images" in out
+
+    def test_sample_writes_a_grid_and_never_overwrites(self, trained, tmp_path, capsys):
+        out = tmp_path / "grid.png"
+        assert main(["sample", trained[1], "--num", "9", "--output", str(out), "--seed", "1"]) == 0
+        assert Image.open(out).size == (3 * 30 + 2, 3 * 30 + 2)
+        before = out.read_bytes()
+        _one_line_error(capsys, main(["sample", trained[1], "--output", str(out), "--seed", "2"]), "exists", "--overwrite")
+        assert out.read_bytes() == before
+        assert main(["sample", trained[1], "--num", "9", "--output", str(out), "--seed", "2", "--overwrite"]) == 0
+        assert out.read_bytes() != before
+
+    def test_list(self, trained, capsys):
+        capsys.readouterr()
+        assert main(["list", trained[0]]) == 0
+        assert "digits/1" in capsys.readouterr().out
+
+
+class TestBadInput:
+    @pytest.mark.parametrize("argv, fragments", [
+        (["train", "--dataset", "/no/such/folder"], ["/no/such/folder"]),
+        (["train", "--latent-dim", "0"], ["--latent-dim", "'0'"]),
+        (["train", "--epochs", "abc"], ["--epochs", "'abc'"]),
+        (["train", "--model", "resnet"], ["--model", "resnet"]),
+        (["train", "--hidden", "512,x"], ["--hidden", "512,x"]),
+        (["train", "--beta", "nan"], ["--beta", "nan"]),
+        (["train", "--beta", "-1"], ["beta", "-1"]),
+        (["train", "--time-limit", "0"], ["time-limit", "0"]),
+        (["train", "--name", "../up"], ["Received: name='../up'"]),
+        (["train", "--likelihood", "gaussian", "--binarize", "dynamic"], ["bernoulli"]),
+        (["frobnicate"], ["frobnicate"]),
+        (["evaluate", "/no/such/model"], ["/no/such/model", "does not exist"]),
+        (["sample", "/no/such/model", "--output", "x.png"], ["does not exist"]),
+        (["sample", "/tmp", "--output", "x.jpg"], [".png"]),
+    ])
+    def test_one_line_errors(self, argv, fragments, capsys, tmp_path):
+        _one_line_error(capsys, main(argv + (["--out", str(tmp_path)] if argv[0] == "train" else [])), *fragments)
+        if argv[0] == "train":
+            assert not os.listdir(tmp_path)  # nothing written
+
+    def test_bad_dataset_files(self, tmp_path, capsys):
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        _one_line_error(capsys, main(["train", "--dataset", str(empty), "--out", str(tmp_path / "o")]), str(empty))
+        corrupt = tmp_path / "corrupt.npz"
+        corrupt.write_bytes(b"PK\x03\x04 this is not a zip")
+        _one_line_error(capsys, main(["train", "--dataset", str(corrupt), "--out", str(tmp_path / "o")]), "corrupt.npz")
+        nan = tmp_path / "nan.npz"
+        x = np.full((20, 8, 8), 0.5, np.float32)
+        x[3, 2, 2] = np.nan
+        np.savez(nan, x_train=x)
+        _one_line_error(capsys, main(["train", "--dataset", str(nan), "--out", str(tmp_path / "o")]), "NaN")
+        shapes = tmp_path / "shapes.npz"
+        np.savez(shapes, x_train=np.zeros((20, 8, 8), np.uint8), x_test=np.zeros((5, 9, 9), np.uint8))
+        _one_line_error(capsys, main(["train", "--dataset", str(shapes), "--out", str(tmp_path / "o")]), "shape")
+        assert not (tmp_path / "o").exists()
+
+    def test_bad_config_files(self, tmp_path, capsys):
+        unknown = tmp_path / "c.json"
+        unknown.write_text('{"latent_dim": 4, "colour": "blue"}')
+        _one_line_error(capsys, main(["train", "--config", str(unknown)]), "colour")
+        broken = tmp_path / "c.yaml"
+        broken.write_text("latent_dim: [4\n")
+        _one_line_error(capsys, main(["train", "--config", str(broken)]), "not valid YAML")
+        _one_line_error(capsys, main(["train", "--config", str(tmp_path / "missing.json")]), "missing.json")
+        wrong_type = tmp_path / "t.json"
+        wrong_type.write_text('{"latent_dim": "four"}')
+        _one_line_error(capsys, main(["train", "--config", str(wrong_type)]), "latent-dim", "four")
+
+    def test_evaluate_on_a_folder_that_is_not_a_savedmodel(self, tmp_path, capsys):
+        (tmp_path / "m" / "1").mkdir(parents=True)
+        (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"junk")
+        _one_line_error(capsys, main(["evaluate", str(tmp_path / "m")]), "model_card.json")
+        _one_line_error(capsys, main(["sample", str(tmp_path / "m"), "--output", str(tmp_path / "g.png")]), "model_card.json")
+        assert not (tmp_path / "g.png").exists()
+
+    def test_evaluate_with_a_dataset_of_another_shape(self, trained, tmp_path, capsys):
+        other = tmp_path / "small.npz"
+        np.savez(other, x_train=np.zeros((20, 8, 8), np.uint8))
+        _one_line_error(capsys, main(["evaluate", trained[1], "--dataset", str(other)]), "(8, 8, 1)", "(28, 28, 1)")
+
+
+def _run(*args, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=300, **kwargs)
+
+
+def test_console_script_and_module_entry_points(tmp_path):
+    script = os.path.join(os.path.dirname(sys.executable), "vae-keras")
+    proc = _run(script, "--help")
+    assert proc.returncode == 0 and "train" in proc.stdout and "evaluate" in proc.stdout and "sample" in proc.stdout
+    proc = _run(sys.executable, "-m", "vae_keras", "train", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("vae-keras: error:")
+    assert not (tmp_path / "o").exists()
+
+
+def test_mnist_10k_five_epochs_reaches_the_nll_target(tmp_path, capsys):
+    """Issue 2's bar: `vae-keras train --dataset mnist-10k --epochs 5` -> IW test NLL (K >= 100) < 135 nats."""
+    assert main(["train", "--dataset", "mnist-10k", "--epochs", "5", "--out", str(tmp_path), "--verbose", "0"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "mnist-10k"), "--iw-samples", "100", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["num_images"] == 2000 and result["test_binarized"] is True
+    assert result["nll"] < 135, result

@@ -1,0 +1,123 @@
+"""The importance-weighted estimator against a model whose log-likelihood is known in closed form.
+
+A linear-Gaussian VAE (probabilistic PCA): p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I), so
+p(x) = N(b, W W^T + s^2 I) exactly. With W's columns orthogonal the true posterior is diagonal,
+so an encoder can represent it exactly (then every importance weight equals p(x)), or be made
+deliberately wrong (then the ELBO is below log p(x) and the IW estimate climbs towards it with K).
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from vae_keras import VAE, evaluation, likelihoods
+
+D_X, D_Z, SIGMA = 6, 2, 0.5
+
+
+def _ppca(rng):
+    q, _ = np.linalg.qr(rng.normal(size=(D_X, D_Z)))
+    w = q * np.array([2.0, 1.2])  # orthogonal columns
+    b = rng.normal(0, 0.5, D_X)
+    return w.astype(np.float64), b.astype(np.float64)
+
+
+def _exact_log_px(x, w, b):
+    cov = w @ w.T + SIGMA**2 * np.eye(D_X)
+    diff = x.reshape(len(x), -1) - b
+    _, logdet = np.linalg.slogdet(cov)
+    maha = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)
+    return -0.5 * (D_X * np.log(2 * np.pi) + logdet + maha)
+
+
+def _linear_vae(w, b, mean_shift=0.0, var_scale=1.0):
+    """Decoder x = W z + b; encoder = the exact posterior, optionally shifted / mis-scaled."""
+    m = w.T @ w + SIGMA**2 * np.eye(D_Z)  # diagonal because W's columns are orthogonal
+    m_inv = np.linalg.inv(m)
+    enc_kernel = (m_inv @ w.T).T  # x -> z_mean
+    enc_bias = -(m_inv @ w.T @ b) + mean_shift
+    post_log_var = np.log(np.diag(SIGMA**2 * m_inv) * var_scale)
+
+    x_in = keras.Input((D_X, 1, 1))
+    flat = keras.layers.Flatten()(x_in)
+    z_mean = keras.layers.Dense(D_Z, name="z_mean")(flat)
+    z_log_var = keras.layers.Dense(D_Z, name="z_log_var")(flat)
+    encoder = keras.Model(x_in, [z_mean, z_log_var])
+    encoder.get_layer("z_mean").set_weights([enc_kernel.astype(np.float32), enc_bias.astype(np.float32)])
+    encoder.get_layer("z_log_var").set_weights([np.zeros((D_X, D_Z), np.float32), post_log_var.astype(np.float32)])
+
+    z_in = keras.Input((D_Z,))
+    h = keras.layers.Dense(D_X, name="x_params")(z_in)
+    decoder = keras.Model(z_in, keras.layers.Reshape((D_X, 1, 1))(h))
+    decoder.get_layer("x_params").set_weights([w.T.astype(np.float32), b.astype(np.float32)])
+    return VAE(encoder, decoder, likelihood=likelihoods.Gaussian(scale=SIGMA))
+
+
+@pytest.fixture
+def ppca_data():
+    rng = np.random.default_rng(0)
+    w, b = _ppca(rng)
+    z = rng.normal(size=(40, D_Z))
+    x = z @ w.T + b + SIGMA * rng.normal(size=(40, D_X))
+    return w, b, x.reshape(40, D_X, 1, 1).astype(np.float32)
+
+
+def test_exact_posterior_gives_the_exact_log_likelihood_for_any_k(ppca_data):
+    w, b, x = ppca_data
+    vae = _linear_vae(w, b)
+    exact = _exact_log_px(x, w, b)
+    for k in (1, 7):
+        got = evaluation.iw_log_likelihood(vae, x, num_samples=k, batch_size=16, seed=1)
+        np.testing.assert_allclose(got["log_px"], exact, atol=2e-3)
+        np.testing.assert_allclose(got["elbo"], exact, atol=2e-3)
+
+
+def test_estimate_converges_to_the_exact_value_and_the_elbo_stays_below(ppca_data):
+    w, b, x = ppca_data
+    vae = _linear_vae(w, b, mean_shift=0.8, var_scale=3.0)  # a poor posterior approximation
+    exact = _exact_log_px(x, w, b)
+    gaps = {}
+    for k in (1, 10, 100, 2000):
+        got = evaluation.iw_log_likelihood(vae, x, num_samples=k, batch_size=16, max_decodes=1600, seed=3)
+        gaps[k] = float(np.mean(exact - got["log_px"]))
+        # The ELBO (mean log-weight over 2000 samples is accurate) never exceeds log p(x).
+        if k == 2000:
+            assert np.all(got["elbo"] <= exact + 0.02)
+            assert np.mean(exact - got["elbo"]) > 0.3  # the wrong posterior really costs something
+    assert gaps[1] > gaps[10] > gaps[100] > gaps[2000]
+    assert gaps[2000] < 0.02
+
+
+def test_seeded_estimates_repeat_and_chunking_does_not_change_the_result(ppca_data):
+    w, b, x = ppca_data
+    vae = _linear_vae(w, b, mean_shift=0.5, var_scale=2.0)
+    a = evaluation.iw_log_likelihood(vae, x, num_samples=50, batch_size=40, max_decodes=100000, seed=9)["log_px"]
+    b_ = evaluation.iw_log_likelihood(vae, x, num_samples=50, batch_size=40, max_decodes=100000, seed=9)["log_px"]
+    np.testing.assert_array_equal(a, b_)
+    # Chunks of 5 samples merged by a running logsumexp: same estimator, different noise draws.
+    c = evaluation.iw_log_likelihood(vae, x, num_samples=50, batch_size=40, max_decodes=200, seed=9)["log_px"]
+    assert abs(np.mean(c) - np.mean(a)) < 0.05
+
+
+def test_evaluate_reports_consistent_figures(ppca_data):
+    w, b, x = ppca_data
+    vae = _linear_vae(w, b, mean_shift=0.1)
+    result = evaluation.evaluate(vae, x, iw_samples=20, batch_size=16)
+    exact_nll = -np.mean(_exact_log_px(x, w, b))
+    assert exact_nll - 0.01 <= result["nll"] <= exact_nll + 0.1
+    assert result["elbo"] <= -result["nll"] + 1e-3
+    assert result["bits_per_dim"] == pytest.approx(result["nll"] / (D_X * np.log(2)))
+    assert len(result["kl_per_dim"]) == D_Z and result["kl"] == pytest.approx(sum(result["kl_per_dim"]))
+    assert result["active_units"] == 2 and result["num_images"] == 40
+
+
+def test_active_units_counts_dims_whose_mean_varies():
+    rng = np.random.default_rng(0)
+    z_mean = np.stack([rng.normal(0, 1, 500), rng.normal(0, 0.05, 500), np.zeros(500)], axis=1)
+    assert evaluation.active_units(z_mean) == 1
+    assert evaluation.active_units(z_mean, threshold=0.001) == 2
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="num_samples=0"):
+        evaluation.iw_log_likelihood(None, np.zeros((1, 6, 1, 1)), num_samples=0)

@@ -1,0 +1,263 @@
+"""The ``vae-keras`` command line: train, evaluate, sample, list.
+
+A thin front over `vae_keras.training`, `vae_keras.evaluation` and `vae_keras.exported`. Errors the
+user can fix are printed as one line on stderr with a non-zero exit and no traceback (``--debug``
+shows it).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_BUG = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, not argparse's usage block.
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
+    return value
+
+
+def _finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, received {text!r}")
+    return value
+
+
+def _hidden(text):
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 512,256, received {text!r}")
+    return values
+
+
+def build_parser():
+    from vae_keras import __version__
+
+    parser = _Parser(prog="vae-keras", description="Train, evaluate and sample variational autoencoders (Keras 3 / TensorFlow).")
+    parser.add_argument("--version", action="version", version=f"vae-keras {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a VAE and export it as a SavedModel",
+                       description="Train a VAE on a dataset and export it to OUT/NAME/VERSION (TF Serving layout).")
+    # Defaults are None so that a --config file can fill what the command line leaves out.
+    t.add_argument("--config", help="JSON or YAML file whose keys mirror these flags (flags given here win)")
+    t.add_argument("--dataset", help="'mnist-10k' (embedded, default), a TFDS name, or a path to an IDX folder, image folder or .npz")
+    t.add_argument("--model", choices=["mlp", "conv"], help="encoder/decoder network (default mlp)")
+    t.add_argument("--hidden", type=_hidden, help="hidden sizes, e.g. 512,256 (MLP units or conv filters)")
+    t.add_argument("--latent-dim", type=_positive_int, help="size of z (default 32)")
+    t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], help="decoder distribution (default bernoulli)")
+    t.add_argument("--binarize", choices=["auto", "dynamic", "none"],
+                   help="dynamic: resample binary pixels every batch; auto (default): dynamic for one-channel images with bernoulli")
+    t.add_argument("--epochs", type=_positive_int, help="maximum number of epochs (default 30)")
+    t.add_argument("--time-limit", type=_finite_float, help="stop cleanly after this many seconds of training, then evaluate and export")
+    t.add_argument("--batch-size", type=_positive_int, help="batch size (default 64)")
+    t.add_argument("--learning-rate", type=_finite_float, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--lr-schedule", choices=["constant", "cosine"], help="learning-rate schedule over --epochs (default constant)")
+    t.add_argument("--beta", type=_finite_float, help="KL weight (1 = ELBO, >1 = beta-VAE)")
+    t.add_argument("--kl-warmup-epochs", type=_finite_float, help="anneal the KL weight from 0 to beta over this many epochs")
+    t.add_argument("--free-bits", type=_finite_float, help="KL floor per latent dim in nats during training")
+    t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
+    t.add_argument("--iw-samples", type=_positive_int, help="importance samples K for --objective iwae")
+    t.add_argument("--no-output-bias-init", dest="output_bias_init", action="store_const", const=False,
+                   help="do not initialise the decoder's output bias from the data mean")
+    t.add_argument("--eval-iw-samples", type=_non_negative_int, help="K for the test log-likelihood in the model card (default 100, 0 skips)")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--out", help="models folder (default saved_models)")
+    t.add_argument("--name", help="model name (default: from the dataset)")
+    t.add_argument("--tensorboard", metavar="LOGDIR", help="write TensorBoard logs here")
+    t.add_argument("--verbose", type=int, choices=[0, 1, 2], help="Keras verbosity (default: progress bar on a terminal)")
+
+    e = sub.add_parser("evaluate", help="test ELBO, importance-weighted log-likelihood, KL and active units")
+    e.add_argument("model_dir", metavar="MODEL_DIR", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION")
+    e.add_argument("--dataset", help="dataset spec (default: the one in the model card)")
+    e.add_argument("--iw-samples", type=_positive_int, default=1000, help="importance samples K (default 1000)")
+    e.add_argument("--batch-size", type=_positive_int, default=100, help="images per step (default 100)")
+    e.add_argument("--num-images", type=_positive_int, help="evaluate only the first N test images")
+    e.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
+    e.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    s = sub.add_parser("sample", help="decode z ~ N(0, I) into an image grid PNG")
+    s.add_argument("model_dir", metavar="MODEL_DIR")
+    s.add_argument("--num", type=_positive_int, default=64, help="number of samples (default 64)")
+    s.add_argument("--output", required=True, help="PNG file to write (never overwritten unless --overwrite)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=_finite_float, default=1.0, help="scale of z (default 1)")
+    s.add_argument("--ncol", type=_positive_int, help="images per row (default: square grid)")
+    s.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+
+    ls = sub.add_parser("list", help="list the exported models in a models folder")
+    ls.add_argument("models_dir", nargs="?", default="saved_models")
+    return parser
+
+
+def _train(args):
+    from vae_keras import training
+
+    values = {}
+    if args.config:
+        values.update(training.load_config_file(args.config))
+    skip = {"command", "config", "debug"}
+    values.update({k: v for k, v in vars(args).items() if k not in skip and v is not None})
+    config = training.TrainConfig.from_dict(values)
+    result = training.train(config)
+    m = result["metrics"]
+    print(f"Exported {result['export_path']}")
+    if "test_nll" in m:
+        print(f"Test: ELBO {m['test_elbo']:.2f} nats, NLL (K={m['test_iw_samples']}) {m['test_nll']:.2f} nats, "
+              f"KL {m['test_kl']:.2f}, active units {m['test_active_units']}/{m['test_latent_dim']}")
+    return 0
+
+
+def _load_keras_model(version_dir):
+    import keras
+
+    from vae_keras import export
+    from vae_keras.errors import ModelDirError
+
+    path = os.path.join(version_dir, export.ASSETS_EXTRA, export.KERAS_FILE)
+    if not os.path.exists(path):
+        raise ModelDirError(f"{version_dir!r} has no {export.ASSETS_EXTRA}/{export.KERAS_FILE}; it was not exported by vae_keras.")
+    import vae_keras.models  # noqa: F401  (registers the classes for safe-mode loading)
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises several types for a broken file
+        raise ModelDirError(f"Cannot load {path!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def _evaluate(args):
+    from vae_keras import data as data_lib
+    from vae_keras import evaluation, exported, training
+
+    version_dir = exported.resolve_version_dir(args.model_dir)
+    card = exported.read_card(version_dir)
+    spec = args.dataset or card.get("dataset")
+    if not spec:
+        raise _UsageError("vae-keras evaluate: error: the model card names no dataset; pass --dataset SPEC")
+    model = _load_keras_model(version_dir)
+    data = data_lib.load_images(spec)
+    if tuple(data.image_shape) != tuple(model.image_shape):
+        from vae_keras.errors import DataError
+
+        raise DataError(f"Dataset {spec!r} has images of shape {data.image_shape}, the model expects {model.image_shape}. Pass the dataset the model was trained on.")
+    binarized = model.likelihood.name == "bernoulli"
+    x = training.test_images(data, binarized)
+    if args.num_images:
+        x = x[: args.num_images]
+    result = evaluation.evaluate(model, x, iw_samples=args.iw_samples, batch_size=args.batch_size,
+                                 seed=args.seed, progress=not args.json and sys.stderr.isatty())
+    result.update({"model": version_dir, "dataset": spec, "test_binarized": binarized})
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"model            {version_dir}")
+        print(f"dataset          {spec} ({result['num_images']} test images{', binarized once, seed 0' if binarized else ''})")
+        print(f"ELBO             {result['elbo']:.3f} nats")
+        print(f"NLL (IW, K={result['iw_samples']}) {result['nll']:.3f} nats  ({result['bits_per_dim']:.4f} bits/dim)")
+        print(f"KL               {result['kl']:.3f} nats")
+        print(f"active units     {result['active_units']} / {result['latent_dim']}")
+    return 0
+
+
+def _sample(args):
+    from vae_keras import exported, images
+
+    if not args.output.lower().endswith(".png"):
+        raise _UsageError(f"vae-keras sample: error: --output must be a .png file, received {args.output!r}")
+    if os.path.exists(args.output) and not args.overwrite:
+        from vae_keras.errors import OutputExistsError
+
+        raise OutputExistsError(f"{args.output!r} exists; pass --overwrite or choose another --output.")
+    model = exported.ExportedVAE(args.model_dir)
+    out = model.sample(args.num, seed=args.seed, temperature=args.temperature)
+    images.save_png(args.output, images.make_grid(out["x_mean"], ncol=args.ncol), overwrite=args.overwrite)
+    print(f"Wrote {args.num} samples to {args.output}")
+    return 0
+
+
+def _list(args):
+    from vae_keras import exported
+
+    entries = exported.list_models(args.models_dir)
+    if not entries:
+        print(f"No models in {args.models_dir!r}. Train one: vae-keras train --dataset mnist-10k --out {args.models_dir}")
+        return 0
+    for entry in entries:
+        if entry.error:
+            print(f"{entry.label:30s} BROKEN: {entry.error}")
+            continue
+        card = entry.card
+        nll = card.get("metrics", {}).get("test_nll")
+        nll_text = f"test NLL {nll:.2f}" if isinstance(nll, (int, float)) else "test NLL -"
+        print(f"{entry.label:30s} {card.get('dataset')!s:20s} latent {card['latent_dim']:<4d} {nll_text}")
+    return 0
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample, "list": _list}
+
+
+def main(argv=None):
+    """Entry point of ``vae-keras`` and ``python -m vae_keras``; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except _UsageError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("vae-keras: interrupted; nothing was exported by this run.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        from vae_keras.errors import VaeKerasError
+
+        if debug:
+            raise
+        if isinstance(e, VaeKerasError):
+            print(f"vae-keras: error: {e}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(f"vae-keras: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+              "(rerun with --debug for the traceback and report it)", file=sys.stderr)
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

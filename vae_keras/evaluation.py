@@ -1,0 +1,131 @@
+"""Evaluation: ELBO, importance-weighted log-likelihood, bits per dimension, KL per dim, active units.
+
+The importance-weighted estimate (Burda et al. 2016) of log p(x) is
+    log p(x) ~= logsumexp_k log w_k - log K,   log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
+with z_k ~ q(z|x). It is a lower bound in expectation that tightens as K grows, and for K = 1 its
+mean is the ELBO. Samples are processed in chunks and merged with a running logsumexp, so memory is
+bounded by ``batch_size * chunk`` decoder evaluations whatever K is.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_keras.errors import ConfigError
+from vae_keras.models.vae import gaussian_kl
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[z_j]) > 0.01
+
+
+def _batches(x, batch_size):
+    for start in range(0, len(x), batch_size):
+        yield x[start:start + batch_size]
+
+
+def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20000, seed=0, progress=False):
+    """Importance-weighted estimates of log p(x) per image, in nats.
+
+    Args:
+        model: a `vae_keras.VAE` (anything with `encode` and `log_importance_weights`).
+        x: float32 images [N, H, W, C] (binarize them first for a Bernoulli model).
+        num_samples: K, the number of importance samples per image.
+        batch_size: images per step.
+        max_decodes: bound on batch_size * chunk decoder evaluations held in memory at once.
+        seed: seed of the importance samples; the same seed gives the same estimate.
+        progress: show a Keras progress bar.
+
+    Returns:
+        A dict of numpy arrays [N]: ``log_px`` (the IW estimate with K samples) and ``elbo``
+        (the mean of the K log-weights, an unbiased ELBO estimate).
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+        raise ConfigError(f"num_samples must be a positive integer. Received: num_samples={num_samples!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    x = np.asarray(x, np.float32)
+    chunk = int(max(1, min(num_samples, max_decodes // batch_size)))
+    generator = keras.random.SeedGenerator(seed)
+
+    @tf.function(reduce_retracing=True)
+    def chunk_stats(xb, k):
+        log_w = model.log_importance_weights(xb, k, seed=generator)  # [k, B]
+        return tf.reduce_logsumexp(log_w, axis=0), tf.reduce_sum(log_w, axis=0)
+
+    log_px, elbo = [], []
+    bar = keras.utils.Progbar(len(x), unit_name="image") if progress else None
+    for xb in _batches(x, batch_size):
+        xb = tf.constant(xb)
+        lse = tf.fill([xb.shape[0]], -np.inf)
+        total = tf.zeros([xb.shape[0]])
+        done = 0
+        while done < num_samples:
+            k = min(chunk, num_samples - done)
+            chunk_lse, chunk_sum = chunk_stats(xb, tf.constant(k))
+            lse = tf.experimental.numpy.logaddexp(lse, chunk_lse)
+            total += chunk_sum
+            done += k
+        log_px.append((lse - math.log(num_samples)).numpy())
+        elbo.append((total / num_samples).numpy())
+        if bar is not None:
+            bar.add(int(xb.shape[0]))
+    return {"log_px": np.concatenate(log_px), "elbo": np.concatenate(elbo)}
+
+
+def latent_statistics(model, x, batch_size=500):
+    """z_mean [N, D] and the mean KL per latent dim [D] over the images ``x``."""
+    means, kls = [], []
+    for xb in _batches(np.asarray(x, np.float32), batch_size):
+        z_mean, z_log_var = model.encode(tf.constant(xb))
+        means.append(keras.ops.convert_to_numpy(z_mean))
+        kls.append(keras.ops.convert_to_numpy(gaussian_kl(z_mean, z_log_var)))
+    return np.concatenate(means), np.concatenate(kls).mean(axis=0)
+
+
+def active_units(z_mean, threshold=ACTIVE_UNIT_THRESHOLD):
+    """Number of latent dims whose posterior mean varies over the data: Var_x(E_q[z_j]) > threshold."""
+    return int(np.sum(np.var(np.asarray(z_mean), axis=0) > threshold))
+
+
+def bits_per_dim(nll_nats, num_dims):
+    """Converts a negative log-likelihood in nats per image to bits per dimension."""
+    return float(nll_nats) / (num_dims * math.log(2.0))
+
+
+def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False):
+    """Evaluates a VAE on test images.
+
+    Args:
+        model: a `vae_keras.VAE`.
+        x: float32 images [N, H, W, C] in [0, 1]; for a Bernoulli model, already binarized (see
+            `vae_keras.data.binarize`) so the likelihood is a proper probability.
+        iw_samples: K for the importance-weighted log-likelihood.
+        batch_size: images per step.
+        seed: seed of the importance samples.
+        progress: show a Keras progress bar.
+
+    Returns:
+        A dict: ``elbo`` (nats, mean over images), ``nll`` (importance-weighted negative
+        log-likelihood, nats), ``bits_per_dim``, ``kl`` (mean KL, nats), ``kl_per_dim`` (list),
+        ``active_units``, ``latent_dim``, ``iw_samples``, ``num_images``.
+    """
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4 or len(x) == 0:
+        raise ConfigError(f"evaluate needs a non-empty batch of images [N, H, W, C]. Received shape {x.shape}")
+    if tuple(x.shape[1:]) != tuple(model.image_shape):
+        raise ConfigError(f"Images of shape {tuple(x.shape[1:])} do not fit a model of image shape {tuple(model.image_shape)}")
+    iw = iw_log_likelihood(model, x, num_samples=iw_samples, batch_size=batch_size, seed=seed, progress=progress)
+    z_mean, kl_per_dim = latent_statistics(model, x)
+    nll = -float(np.mean(iw["log_px"]))
+    return {
+        "elbo": float(np.mean(iw["elbo"])),
+        "nll": nll,
+        "bits_per_dim": bits_per_dim(nll, int(np.prod(x.shape[1:]))),
+        "kl": float(np.sum(kl_per_dim)),
+        "kl_per_dim": [float(v) for v in kl_per_dim],
+        "active_units": active_units(z_mean),
+        "latent_dim": int(model.latent_dim),
+        "iw_samples": int(iw_samples),
+        "num_images": int(len(x)),
+    }

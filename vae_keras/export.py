@@ -1,0 +1,269 @@
+"""Export a trained VAE as a SavedModel in TF Serving's layout: ``OUT/NAME/VERSION/``.
+
+Each version folder holds ``saved_model.pb``, ``variables/`` and ``assets.extra/`` with
+``model_card.json``, ``history.csv``, ``model.keras``, ``config.json`` and
+``tf_serving_warmup_requests``. The signatures (see DESIGN.md) need nothing from vae_keras to load:
+
+- ``serving_default``: x float32 [None, H, W, C] -> x_mean, z_mean, z_log_var
+- ``encode``: x -> z_mean, z_log_var
+- ``decode``: z float32 [None, latent_dim] -> x_mean and the likelihood's parameters
+- ``sample``: num_samples int32 scalar, seed int32 scalar -> x_mean, z
+
+A version is built in a hidden temporary folder beside the versions (TF Serving only loads folders
+whose names are integers) and renamed into place, so a crash never leaves a half-written version and
+an existing version is never touched.
+"""
+
+import csv
+import io
+import json
+import os
+import platform
+import re
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_keras import fileio
+from vae_keras.errors import ConfigError, OutputExistsError
+
+SIGNATURES = ("serving_default", "encode", "decode", "sample")
+ASSETS_EXTRA = "assets.extra"
+MODEL_CARD = "model_card.json"
+HISTORY = "history.csv"
+KERAS_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+WARMUP_FILE = "tf_serving_warmup_requests"
+HISTORY_FIRST_COLUMNS = ("epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_model_name(name):
+    """A model name is one folder name: letters, digits, '_', '.', '-', not starting with '.'."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name in (".", ".."):
+        raise ConfigError(
+            "A model name must be a plain folder name (letters, digits, '_', '.', '-'; not starting "
+            f"with '.' or '-'). Received: name={name!r}"
+        )
+    return name
+
+
+def existing_versions(model_base):
+    """Sorted integer versions under ``model_base`` (TF Serving's rule: numeric folder names)."""
+    if not os.path.isdir(model_base):
+        return []
+    return sorted(int(d) for d in os.listdir(model_base) if d.isdigit() and os.path.isdir(os.path.join(model_base, d)))
+
+
+def _signature_functions(model):
+    """The four serving functions, closed over the model's variables."""
+    image_shape = model.image_shape
+    latent_dim = model.latent_dim
+    likelihood = model.likelihood
+
+    def decode_outputs(z):
+        params_raw = model.decoder(z, training=False)
+        outputs = {"x_mean": likelihood.mean(params_raw)}
+        outputs.update(likelihood.split(params_raw))
+        return outputs
+
+    def serving_default(x):
+        z_mean, z_log_var = model.encoder(x, training=False)
+        x_mean = likelihood.mean(model.decoder(z_mean, training=False))
+        return {"x_mean": x_mean, "z_mean": z_mean, "z_log_var": z_log_var}
+
+    def encode(x):
+        z_mean, z_log_var = model.encoder(x, training=False)
+        return {"z_mean": z_mean, "z_log_var": z_log_var}
+
+    def decode(z):
+        return decode_outputs(z)
+
+    def sample(num_samples, seed):
+        z = tf.random.stateless_normal(tf.stack([num_samples, latent_dim]), seed=tf.stack([seed, 0]))
+        return {"x_mean": decode_outputs(z)["x_mean"], "z": z}
+
+    x_spec = tf.TensorSpec((None,) + tuple(image_shape), tf.float32, name="x")
+    z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")
+    return {
+        "serving_default": (serving_default, [x_spec]),
+        "encode": (encode, [x_spec]),
+        "decode": (decode, [z_spec]),
+        "sample": (sample, [tf.TensorSpec((), tf.int32, name="num_samples"), tf.TensorSpec((), tf.int32, name="seed")]),
+    }
+
+
+def write_saved_model(model, path):
+    """Writes the model's SavedModel with the four signatures to ``path`` (no assets.extra).
+
+    A plain `tf.Module` holding the model: `keras.export.ExportArchive` would store every
+    variable twice (once per tracking path), doubling ``variables/`` for nothing.
+    """
+    module = tf.Module()
+    module.model = model
+    signatures = {}
+    for name, (fn, input_signature) in _signature_functions(model).items():
+        function = tf.function(fn, input_signature=input_signature)
+        setattr(module, f"{name}_function", function)
+        signatures[name] = function.get_concrete_function()
+    tf.saved_model.save(module, path, signatures=signatures)
+
+
+def inference_copy(model):
+    """A copy of ``model`` with the same weights and no optimizer, for export.
+
+    Exporting the training model itself would also save Adam's two moment estimates per weight,
+    tripling the files for nothing a server or the dashboard uses.
+    """
+    clone = type(model).from_config(model.get_config())
+    clone(np.zeros((1,) + tuple(model.image_shape), np.float32))  # builds it with a known input shape
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def history_csv(history_rows):
+    """CSV text, one row per epoch, with the DESIGN.md columns first."""
+    rows = [dict(r) for r in history_rows]
+    columns = [c for c in HISTORY_FIRST_COLUMNS if any(c in r for r in rows) or c in HISTORY_FIRST_COLUMNS[:4]]
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _plain(v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _plain(value):
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    return value
+
+
+def history_rows_from_keras(history, first_epoch=1):
+    """Turns a `keras.callbacks.History.history` dict into per-epoch rows (epochs count from 1)."""
+    keys = list(history)
+    n = max((len(history[k]) for k in keys), default=0)
+    rows = []
+    for i in range(n):
+        row = {"epoch": first_epoch + i}
+        for k in keys:
+            if i < len(history[k]):
+                row[k] = float(history[k][i])
+        rows.append(row)
+    return rows
+
+
+def warmup_records(model, model_name):
+    """Serialized `PredictionLog` records, one request per signature, in TF Serving's warm-up format."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    x = np.full((1,) + tuple(model.image_shape), 0.5, np.float32)
+    z = np.zeros((1, model.latent_dim), np.float32)
+    inputs = {
+        "serving_default": {"x": x},
+        "encode": {"x": x},
+        "decode": {"z": z},
+        "sample": {"num_samples": np.int32(1), "seed": np.int32(0)},
+    }
+    records = []
+    for signature, tensors in inputs.items():
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+        for key, value in tensors.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        records.append(log.SerializeToString())
+    return records
+
+
+def _write_tfrecord(path, records):
+    with tf.io.TFRecordWriter(path) as writer:
+        for r in records:
+            writer.write(r)
+
+
+def build_model_card(model, dataset=None, metrics=None, extra=None):
+    """The model card: what the model is, what it was trained on, how well it does."""
+    card = {
+        "format": "vae_keras/model_card/v1",
+        "model_class": type(model).__name__,
+        "image_shape": list(model.image_shape),
+        "latent_dim": model.latent_dim,
+        "likelihood": model.likelihood.name,
+        "likelihood_config": model.likelihood.get_config(),
+        "likelihood_params": list(model.likelihood.param_names),
+        "conditional": False,
+        "num_classes": None,
+        "class_names": None,
+        "beta": model.beta,
+        "binarize": model.binarize,
+        "objective": model.objective,
+        "parameters": int(model.count_params()),
+        "dataset": dataset,
+        "metrics": metrics or {},
+        "signatures": list(SIGNATURES),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": {
+            "vae_keras": _vae_keras_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    card.update(extra or {})
+    return card
+
+
+def _vae_keras_version():
+    from vae_keras import __version__
+
+    return __version__
+
+
+def export_model(model, out_dir, name, *, history=(), dataset=None, metrics=None, config=None,
+                 card_extra=None):
+    """Exports ``model`` to ``out_dir/name/VERSION/`` (VERSION = next integer) and returns that path.
+
+    Args:
+        model: a trained `vae_keras.VAE`.
+        out_dir: the models folder (e.g. ``saved_models``).
+        name: the model's name (one folder name).
+        history: per-epoch rows (dicts with ``epoch``, ``loss``, ...) for ``history.csv``.
+        dataset: the dataset spec or description for the model card.
+        metrics: final metrics for the model card.
+        config: the resolved training config, saved as ``assets.extra/config.json``.
+        card_extra: more model-card fields (e.g. ``class_names``, ``network``).
+
+    Returns:
+        The path of the new version folder.
+
+    Example:
+    >>> path = export_model(vae, "saved_models", "mnist")  # doctest: +SKIP
+    """
+    check_model_name(name)
+    base = os.path.join(os.fspath(out_dir), name)
+    if os.path.exists(base) and not os.path.isdir(base):
+        raise OutputExistsError(f"Cannot export to {base!r}: it exists and is not a folder. Choose another --name or --out.")
+    card = build_model_card(model, dataset=dataset, metrics=metrics, extra=card_extra)
+    model = inference_copy(model)
+    with fileio.staging_dir(base, prefix=".tmp-export-") as tmp:
+        write_saved_model(model, tmp)
+        extra = os.path.join(tmp, ASSETS_EXTRA)
+        os.makedirs(extra, exist_ok=True)
+        model.save(os.path.join(extra, KERAS_FILE))
+        fileio.atomic_write_text(os.path.join(extra, HISTORY), history_csv(history))
+        fileio.atomic_write_json(os.path.join(extra, CONFIG_FILE), config or {})
+        _write_tfrecord(os.path.join(extra, WARMUP_FILE), warmup_records(model, name))
+        for _ in range(100):
+            version = (existing_versions(base) or [0])[-1] + 1
+            card["version"] = version
+            card["name"] = name
+            fileio.atomic_write_json(os.path.join(extra, MODEL_CARD), card, overwrite=True)
+            target = os.path.join(base, str(version))
+            if fileio.publish_dir(tmp, target):
+                return target
+        raise OutputExistsError(f"Could not claim a new version folder under {base!r}: other writers keep taking them.")

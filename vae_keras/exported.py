@@ -1,0 +1,185 @@
+"""Loading exported models: the models folder, model cards, histories and the SavedModel signatures.
+
+Everything here works on the exported files alone (``tf.saved_model.load``), as TF Serving would;
+the dashboard and ``vae-keras sample`` use it.
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from vae_keras import export
+from vae_keras.errors import ModelDirError
+
+REQUIRED_SIGNATURES = {
+    "serving_default": ({"x"}, {"x_mean", "z_mean", "z_log_var"}),
+    "encode": ({"x"}, {"z_mean", "z_log_var"}),
+    "decode": ({"z"}, {"x_mean"}),
+    "sample": ({"num_samples", "seed"}, {"x_mean", "z"}),
+}
+
+
+@dataclasses.dataclass
+class ModelEntry:
+    """One ``NAME/VERSION`` folder of a models folder, read without loading the SavedModel."""
+
+    name: str
+    version: int
+    path: str
+    card: dict | None
+    error: str | None
+
+    @property
+    def label(self):
+        return f"{self.name}/{self.version}"
+
+
+def read_card(version_dir):
+    """The model card of an exported version; raises ModelDirError if missing or unreadable."""
+    path = os.path.join(version_dir, export.ASSETS_EXTRA, export.MODEL_CARD)
+    try:
+        with open(path, encoding="utf-8") as f:
+            card = json.load(f)
+    except FileNotFoundError:
+        raise ModelDirError(f"{version_dir!r} has no {export.ASSETS_EXTRA}/{export.MODEL_CARD}; it was not exported by vae_keras.") from None
+    except (OSError, ValueError) as e:
+        raise ModelDirError(f"The model card {path!r} cannot be read: {e}") from None
+    if not isinstance(card, dict) or "image_shape" not in card or "latent_dim" not in card:
+        raise ModelDirError(f"The model card {path!r} lacks image_shape/latent_dim; re-export the model.")
+    return card
+
+
+def read_history(version_dir):
+    """history.csv as a pandas DataFrame (None if the file is missing)."""
+    import pandas as pd
+
+    path = os.path.join(version_dir, export.ASSETS_EXTRA, export.HISTORY)
+    if not os.path.exists(path):
+        return None
+    try:
+        return pd.read_csv(path)
+    except Exception as e:  # pandas raises many types for a broken CSV
+        raise ModelDirError(f"The training history {path!r} cannot be read: {e}") from None
+
+
+def list_models(models_dir):
+    """Every ``NAME/VERSION`` under ``models_dir``, newest version first within a name, names sorted.
+
+    A version folder that is not a usable export comes back with ``error`` set instead of raising.
+    """
+    entries = []
+    if not os.path.isdir(models_dir):
+        return entries
+    for name in sorted(os.listdir(models_dir)):
+        base = os.path.join(models_dir, name)
+        if name.startswith(".") or not os.path.isdir(base):
+            continue
+        versions = export.existing_versions(base)
+        if not versions:
+            entries.append(ModelEntry(name, 0, base, None, "no numeric version folders (expected NAME/1/saved_model.pb)"))
+        for version in reversed(versions):
+            path = os.path.join(base, str(version))
+            card, error = None, None
+            if not os.path.exists(os.path.join(path, "saved_model.pb")):
+                error = "no saved_model.pb: not a SavedModel"
+            else:
+                try:
+                    card = read_card(path)
+                except ModelDirError as e:
+                    error = str(e)
+            entries.append(ModelEntry(name, version, path, card, error))
+    return entries
+
+
+def resolve_version_dir(path):
+    """``NAME/VERSION`` folder for ``path``: the folder itself, or the newest version of a NAME folder."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise ModelDirError(f"Model folder {path!r} does not exist. Pass an exported model folder such as saved_models/NAME or saved_models/NAME/1.")
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = export.existing_versions(path)
+    if not versions:
+        raise ModelDirError(f"{path!r} is not a SavedModel folder (no saved_model.pb) and has no numeric version folders.")
+    return os.path.join(path, str(versions[-1]))
+
+
+class ExportedVAE:
+    """A VAE loaded from its SavedModel signatures (no vae_keras model code involved).
+
+    Args:
+        path: a ``NAME/VERSION`` folder or a ``NAME`` folder (newest version).
+
+    Example:
+    >>> vae = ExportedVAE("saved_models/mnist-demo")  # doctest: +SKIP
+    >>> vae.sample(16, seed=0)["x_mean"].shape        # doctest: +SKIP
+    (16, 28, 28, 1)
+    """
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self.path = resolve_version_dir(path)
+        self.card = read_card(self.path)
+        try:
+            self._saved = tf.saved_model.load(self.path)
+        except Exception as e:  # TF raises several types for a broken SavedModel
+            raise ModelDirError(f"{self.path!r} is not a loadable SavedModel: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        self.signatures = dict(self._saved.signatures)
+        check_signatures(self.signatures, self.path)
+        self.image_shape = tuple(int(d) for d in self.card["image_shape"])
+        self.latent_dim = int(self.card["latent_dim"])
+
+    @property
+    def history(self):
+        return read_history(self.path)
+
+    def _call(self, signature, **inputs):
+        import tensorflow as tf
+
+        out = self.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in out.items()}
+
+    def _check_images(self, x):
+        x = np.asarray(x, np.float32)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ModelDirError(f"This model takes images of shape {self.image_shape}; received an array of shape {x.shape}.")
+        return x
+
+    def reconstruct(self, x):
+        """serving_default: dict with x_mean, z_mean, z_log_var."""
+        return self._call("serving_default", x=self._check_images(x))
+
+    def encode(self, x):
+        return self._call("encode", x=self._check_images(x))
+
+    def decode(self, z):
+        z = np.asarray(z, np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ModelDirError(f"This model decodes z of shape [N, {self.latent_dim}]; received {z.shape}.")
+        return self._call("decode", z=z)
+
+    def sample(self, num_samples, seed=0, temperature=1.0):
+        """Draws z ~ N(0, temperature^2 I) and decodes it; temperature 1 uses the `sample` signature."""
+        if temperature == 1.0:
+            return self._call("sample", num_samples=np.int32(num_samples), seed=np.int32(seed))
+        z = np.random.default_rng(seed).standard_normal((int(num_samples), self.latent_dim)).astype(np.float32) * temperature
+        out = self.decode(z)
+        return {"x_mean": out["x_mean"], "z": z}
+
+
+def check_signatures(signatures, where="the SavedModel"):
+    """Raises ModelDirError unless ``signatures`` honour the DESIGN.md contract."""
+    for name, (inputs, outputs) in REQUIRED_SIGNATURES.items():
+        if name not in signatures:
+            raise ModelDirError(f"{where!r} lacks the {name!r} signature; it has {sorted(signatures)}. Re-export it with vae_keras.")
+        fn = signatures[name]
+        got_in = set(fn.structured_input_signature[1])
+        got_out = set(fn.structured_outputs)
+        if not inputs <= got_in or not outputs <= got_out:
+            raise ModelDirError(
+                f"Signature {name!r} of {where!r} takes {sorted(got_in)} -> {sorted(got_out)}; "
+                f"the contract needs {sorted(inputs)} -> {sorted(outputs)}."
+            )

@@ -1,0 +1,318 @@
+"""The variational autoencoder as a subclassed `keras.Model`.
+
+loss = reconstruction + beta * KL, where
+  reconstruction = -log p(x|z), summed over pixels, averaged over the batch, z ~ q(z|x);
+  KL = KL(q(z|x) || N(0, I)), analytic, summed over latent dims, averaged over the batch.
+`train_step`/`test_step` compute it, so `model.fit`, `model.evaluate` and callbacks work as usual;
+`call(x)` is the deterministic reconstruction from z_mean.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from vae_keras import likelihoods as likelihoods_lib
+from vae_keras import networks
+from vae_keras.errors import ConfigError
+from vae_keras.layers import Sampling
+
+OBJECTIVES = ("elbo", "iwae")
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_kl(z_mean, z_log_var):
+    """KL(N(mean, exp(log_var)) || N(0, 1)) per latent dim: a tensor shaped like z_mean."""
+    return 0.5 * (ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var)
+
+
+def standard_normal_log_prob(z):
+    """log N(z; 0, I) summed over the last axis."""
+    return ops.sum(-0.5 * (ops.square(z) + LOG_2PI), axis=-1)
+
+
+def diag_normal_log_prob(z, mean, log_var):
+    """log N(z; mean, diag exp(log_var)) summed over the last axis."""
+    return ops.sum(-0.5 * (LOG_2PI + log_var + ops.square(z - mean) * ops.exp(-log_var)), axis=-1)
+
+
+def _check_non_negative(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
+
+
+@keras.saving.register_keras_serializable(package="vae_keras")
+class VAE(keras.Model):
+    """Variational autoencoder with a custom `train_step` and `test_step`.
+
+    Args:
+        encoder: `keras.Model` mapping x [B, H, W, C] to [z_mean, z_log_var], each [B, latent_dim].
+        decoder: `keras.Model` mapping z to the likelihood's raw parameters [B, H, W, C * P].
+        likelihood: "bernoulli", "gaussian", or a `vae_keras.likelihoods.Likelihood`.
+        beta: weight of the KL term (1.0 is the ELBO; > 1 is a beta-VAE).
+        binarize: if True, every training and validation batch is binarized afresh (dynamic
+            binarization: each pixel is 1 with probability equal to its intensity). Already binary
+            data is unchanged by it.
+        kl_warmup_steps: anneal the KL weight linearly from 0 to `beta` over this many optimizer
+            steps (0: no warm-up). Validation always uses the full `beta`.
+        free_bits: KL floor per latent dim in nats (Kingma et al. 2016): during training each
+            dim's batch-mean KL counts as max(KL_j, free_bits). 0 disables it.
+        objective: "elbo", or "iwae" to train on the importance-weighted bound with
+            `iw_samples` samples (Burda et al. 2016).
+        iw_samples: number of importance samples K for `objective="iwae"`.
+        seed: seed of the sampling and binarization noise.
+        **kwargs: base `keras.Model` arguments (e.g. `name`).
+
+    Example:
+    >>> import numpy as np
+    >>> vae = build_vae((28, 28, 1), latent_dim=2, seed=0)
+    >>> vae.compile(optimizer="adam")
+    >>> x = np.random.default_rng(0).random((64, 28, 28, 1)).astype("float32")
+    >>> history = vae.fit(x, epochs=1, batch_size=32, verbose=0)
+    >>> sorted(history.history)
+    ['kl', 'loss', 'reconstruction']
+    """
+
+    def __init__(self, encoder, decoder, likelihood="bernoulli", beta=1.0, binarize=False,
+                 kl_warmup_steps=0, free_bits=0.0, objective="elbo", iw_samples=1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        _check_non_negative("beta", beta)
+        _check_non_negative("free_bits", free_bits)
+        if isinstance(kl_warmup_steps, bool) or not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
+            raise ConfigError(f"kl_warmup_steps must be an integer >= 0. Received: kl_warmup_steps={kl_warmup_steps!r}")
+        if objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {OBJECTIVES}. Received: objective={objective!r}")
+        if isinstance(iw_samples, bool) or not isinstance(iw_samples, int) or iw_samples < 1:
+            raise ConfigError(f"iw_samples must be a positive integer. Received: iw_samples={iw_samples!r}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.likelihood = likelihoods_lib.get(likelihood)
+        if binarize and not isinstance(self.likelihood, likelihoods_lib.Bernoulli):
+            raise ConfigError(
+                "binarize=True only makes sense with the Bernoulli likelihood. "
+                f"Received: likelihood={self.likelihood.name!r}"
+            )
+        self.beta = float(beta)
+        self.binarize = bool(binarize)
+        self.kl_warmup_steps = kl_warmup_steps
+        self.free_bits = float(free_bits)
+        self.objective = objective
+        self.iw_samples = iw_samples
+        self.seed = seed
+        self.sampling = Sampling(seed=seed, name="sampling")
+        self.noise = keras.random.SeedGenerator(None if seed is None else seed + 1)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    def build(self, input_shape=None):
+        # Encoder and decoder are built functional models; nothing else holds weights.
+        self.sampling.build([self.encoder.outputs[0].shape, self.encoder.outputs[1].shape])
+        self.built = True
+
+    # ----------------------------------------------------------------- shapes and properties
+    @property
+    def image_shape(self):
+        return tuple(int(d) for d in self.encoder.inputs[0].shape[1:])
+
+    @property
+    def latent_dim(self):
+        return int(self.encoder.outputs[0].shape[-1])
+
+    @property
+    def metrics(self):
+        # Listed here so Keras resets them at the start of every epoch and of `evaluate`.
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    # ----------------------------------------------------------------- the model's parts
+    def encode(self, x, training=False):
+        """Returns (z_mean, z_log_var) of q(z|x)."""
+        z_mean, z_log_var = self.encoder(x, training=training)
+        return z_mean, z_log_var
+
+    def decode(self, z, training=False):
+        """Returns the likelihood's raw parameters [B, H, W, C * P] for latent codes z."""
+        return self.decoder(z, training=training)
+
+    def decode_mean(self, z):
+        """Returns E[x|z] [B, H, W, C]."""
+        return self.likelihood.mean(self.decode(z))
+
+    def call(self, x, training=False):
+        """Deterministic reconstruction: the decoder's mean at z = z_mean."""
+        z_mean, _ = self.encode(x, training=training)
+        return self.likelihood.mean(self.decode(z_mean, training=training))
+
+    def binarize_batch(self, x):
+        """Dynamic binarization: each pixel 1 with probability equal to its intensity."""
+        u = keras.random.uniform(ops.shape(x), dtype=x.dtype, seed=self.noise)
+        return ops.cast(u < x, x.dtype)
+
+    # ----------------------------------------------------------------- losses
+    def kl_weight(self):
+        """The KL weight at the current optimizer step (warm-up applied)."""
+        if not self.kl_warmup_steps or self.optimizer is None:
+            return ops.convert_to_tensor(self.beta, "float32")
+        step = ops.cast(self.optimizer.iterations, "float32")
+        return self.beta * ops.minimum(1.0, (step + 1.0) / float(self.kl_warmup_steps))
+
+    def log_importance_weights(self, x, num_samples, seed=None):
+        """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x).
+
+        Args:
+            x: images [B, H, W, C] (already binarized if the model is evaluated on binary data).
+            num_samples: K.
+            seed: a `keras.random.SeedGenerator` (or int); defaults to the model's noise.
+
+        Returns:
+            A tensor [K, B]. logsumexp over K minus log K is the IWAE bound; its mean over K is
+            the ELBO estimate.
+        """
+        z_mean, z_log_var = self.encode(x)
+        return self._log_weights(x, z_mean, z_log_var, num_samples, seed)
+
+    def _log_weights(self, x, z_mean, z_log_var, num_samples, seed=None, training=False):
+        batch = ops.shape(z_mean)[0]
+        eps = keras.random.normal((num_samples, batch, self.latent_dim), dtype=z_mean.dtype,
+                                  seed=self.noise if seed is None else seed)
+        z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps  # [K, B, D]
+        flat_z = ops.reshape(z, (-1, self.latent_dim))
+        params = self.decode(flat_z, training=training)
+        x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
+        log_px = ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
+        log_pz = standard_normal_log_prob(z)
+        log_qz = diag_normal_log_prob(z, z_mean[None], z_log_var[None])
+        return log_px + log_pz - log_qz
+
+    def compute_vae_losses(self, x, training=False):
+        """Returns a dict with the scalar `loss` to minimise and the `reconstruction` and `kl`
+        batch means (reconstruction = -log p(x|z) summed over pixels; KL summed over dims)."""
+        x = ops.convert_to_tensor(x, "float32")
+        if self.binarize:
+            x = self.binarize_batch(x)
+        z_mean, z_log_var = self.encode(x, training=training)
+        kl_per_dim = gaussian_kl(z_mean, z_log_var)  # [B, D]
+        kl = ops.mean(ops.sum(kl_per_dim, axis=-1))
+        if self.objective == "iwae":
+            log_w = self._log_weights(x, z_mean, z_log_var, self.iw_samples, training=training)
+            bound = ops.logsumexp(log_w, axis=0) - math.log(self.iw_samples)
+            loss = -ops.mean(bound)
+            # Report the ELBO's parts from the first sample, comparable with the ELBO objective.
+            z = z_mean + ops.exp(0.5 * z_log_var) * keras.random.normal(ops.shape(z_mean), seed=self.noise)
+            reconstruction = -ops.mean(self.likelihood.log_prob(x, self.decode(z, training=training)))
+            return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
+        z = self.sampling([z_mean, z_log_var])
+        reconstruction = -ops.mean(self.likelihood.log_prob(x, self.decode(z, training=training)))
+        if training:
+            kl_term = kl
+            if self.free_bits > 0:
+                kl_term = ops.sum(ops.maximum(ops.mean(kl_per_dim, axis=0), self.free_bits))
+            loss = reconstruction + self.kl_weight() * kl_term
+        else:
+            loss = reconstruction + self.beta * kl
+        return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
+
+    def _update_metrics(self, losses, batch_size):
+        self.loss_tracker.update_state(losses["loss"], sample_weight=batch_size)
+        self.reconstruction_tracker.update_state(losses["reconstruction"], sample_weight=batch_size)
+        self.kl_tracker.update_state(losses["kl"], sample_weight=batch_size)
+        return {m.name: m.result() for m in self.metrics}
+
+    @staticmethod
+    def _images(data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, (tuple, list)):
+            x = x[0]
+        return x
+
+    def train_step(self, data):
+        import tensorflow as tf  # train_step is TensorFlow-specific (GradientTape).
+
+        x = self._images(data)
+        with tf.GradientTape() as tape:
+            losses = self.compute_vae_losses(x, training=True)
+        grads = tape.gradient(losses["loss"], self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        return self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
+
+    def test_step(self, data):
+        x = self._images(data)
+        losses = self.compute_vae_losses(x, training=False)
+        return self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
+
+    # ----------------------------------------------------------------- output bias
+    def initialize_output_bias(self, pixel_mean):
+        """Sets the decoder's last bias so that the decoded mean starts at ``pixel_mean`` [H, W, C].
+
+        Works for decoders whose last parameterized layer is named ``x_params`` with a per-pixel
+        (dense) or per-channel (conv, spatial mean used) bias.
+        """
+        try:
+            layer = self.decoder.get_layer("x_params")
+        except ValueError:
+            raise ConfigError(
+                "initialize_output_bias needs a decoder layer named 'x_params'. "
+                f"Received a decoder with layers {[l.name for l in self.decoder.layers]}"
+            ) from None
+        bias_image = ops.convert_to_numpy(self.likelihood.output_bias(pixel_mean))
+        if tuple(bias_image.shape[:2]) != self.image_shape[:2]:
+            raise ConfigError(f"pixel_mean must have shape {self.image_shape}. Received: {tuple(ops.shape(pixel_mean))}")
+        bias_shape = tuple(layer.bias.shape)
+        if bias_shape == (bias_image.size,):
+            layer.bias.assign(bias_image.reshape(-1))
+        elif bias_shape == (bias_image.shape[-1],):
+            layer.bias.assign(bias_image.mean(axis=(0, 1)))
+        else:
+            raise ConfigError(f"Cannot map an output bias of shape {bias_image.shape} onto x_params bias {bias_shape}")
+
+    # ----------------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "likelihood": likelihoods_lib.serialize(self.likelihood),
+            "beta": self.beta,
+            "binarize": self.binarize,
+            "kl_warmup_steps": self.kl_warmup_steps,
+            "free_bits": self.free_bits,
+            "objective": self.objective,
+            "iw_samples": self.iw_samples,
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
+        config["likelihood"] = likelihoods_lib.get(config["likelihood"])
+        return cls(**config)
+
+
+def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood="bernoulli",
+              activation="relu", **kwargs):
+    """Builds a `VAE` with matching encoder and decoder networks.
+
+    Args:
+        image_shape: (H, W, C) of the images.
+        latent_dim: size of z.
+        network: "mlp" or "conv" (see `vae_keras.networks`).
+        hidden: hidden sizes (MLP units or conv filters); defaults per network.
+        likelihood: "bernoulli", "gaussian" or a `Likelihood`.
+        activation: hidden activation.
+        **kwargs: further `VAE` arguments (beta, binarize, kl_warmup_steps, free_bits, objective,
+            iw_samples, seed, name).
+
+    Example:
+    >>> vae = build_vae((32, 32, 3), latent_dim=16, network="conv")
+    >>> vae.latent_dim, vae.image_shape
+    (16, (32, 32, 3))
+    """
+    like = likelihoods_lib.get(likelihood)
+    encoder = networks.build_encoder(image_shape, latent_dim, network, hidden, activation)
+    decoder = networks.build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation)
+    vae = VAE(encoder, decoder, likelihood=like, **kwargs)
+    vae(keras.ops.zeros((1,) + tuple(int(d) for d in image_shape)))  # build all weights
+    return vae

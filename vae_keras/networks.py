@@ -1,0 +1,158 @@
+"""Encoder and decoder builders (MLP and convolutional) for any H x W x C image shape.
+
+The encoder maps an image to ``[z_mean, z_log_var]``; the decoder maps z to the raw parameters of
+the likelihood, a tensor [B, H, W, C * params_per_channel] whose last layer is named ``x_params``
+(so its bias can be initialised from the data mean).
+"""
+
+import math
+
+import keras
+from keras import layers
+
+from vae_keras.errors import ConfigError
+from vae_keras.layers import LogVarianceClip
+
+NETWORKS = ("mlp", "conv")
+DEFAULT_MLP_HIDDEN = (512, 256)
+CONV_FILTERS = (32, 64, 128, 256, 512)
+DEFAULT_DENSE_UNITS = 256  # conv only: the dense layer between the conv stack and the latent
+
+
+def _check_image_shape(image_shape):
+    shape = tuple(int(d) for d in image_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError(
+            f"image_shape must be (height, width, channels) of positive ints. Received: image_shape={image_shape!r}"
+        )
+    return shape
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+def _check_network(network):
+    if network not in NETWORKS:
+        raise ConfigError(f"network must be one of {NETWORKS}. Received: network={network!r}")
+
+
+def default_hidden(network, image_shape):
+    """Default hidden sizes: MLP (512, 256); conv doubles filters from 32 per stride-2 layer
+    while the feature map stays at least 7 x 7 (28x28 -> (32, 64), 64x64 -> (32, 64, 128))."""
+    if network == "mlp":
+        return DEFAULT_MLP_HIDDEN
+    height, width, _ = image_shape
+    n = 1
+    while n < len(CONV_FILTERS) and math.ceil(height / 2 ** (n + 1)) >= 7 and math.ceil(width / 2 ** (n + 1)) >= 7:
+        n += 1
+    return CONV_FILTERS[:n]
+
+
+def _num_downsamples(height, width, max_downsamples):
+    """How many stride-2 convolutions keep the feature map at least 4 pixels on each side."""
+    n = 0
+    while n < max_downsamples and math.ceil(height / 2 ** (n + 1)) >= 4 and math.ceil(width / 2 ** (n + 1)) >= 4:
+        n += 1
+    return n
+
+
+def conv_plan(image_shape, filters):
+    """Returns (number of stride-2 layers, smallest feature map (h, w)) for a conv network.
+
+    One stride-2 layer per entry of ``filters`` while the map stays >= 4 x 4; the decoder mirrors
+    it from ceil(H / 2^n) x ceil(W / 2^n) and crops to H x W, so odd sizes work too.
+    """
+    height, width, _ = image_shape
+    n = _num_downsamples(height, width, len(filters))
+    return n, (math.ceil(height / 2**n), math.ceil(width / 2**n))
+
+
+def build_encoder(image_shape, latent_dim, network="mlp", hidden=None, activation="relu", name="encoder"):
+    """Builds the encoder q(z|x): image -> [z_mean, z_log_var].
+
+    Args:
+        image_shape: (H, W, C).
+        latent_dim: size of z.
+        network: "mlp" or "conv".
+        hidden: MLP hidden units, or conv filters per stride-2 layer; defaults per network.
+        activation: hidden activation.
+        name: model name.
+
+    Returns:
+        A functional `keras.Model`.
+
+    Example:
+    >>> enc = build_encoder((28, 28, 1), 2)
+    >>> [tuple(t.shape) for t in enc.outputs]
+    [(None, 2), (None, 2)]
+    """
+    image_shape = _check_image_shape(image_shape)
+    _check_positive_int("latent_dim", latent_dim)
+    _check_network(network)
+    hidden = tuple(hidden or default_hidden(network, image_shape))
+    for h in hidden:
+        _check_positive_int("hidden", h)
+    x_in = keras.Input(shape=image_shape, name="x")
+    if network == "mlp":
+        h = layers.Flatten()(x_in)
+        for i, units in enumerate(hidden):
+            h = layers.Dense(units, activation=activation, name=f"dense_{i}")(h)
+    else:
+        h = x_in
+        n, _ = conv_plan(image_shape, hidden)
+        for i, filters in enumerate(hidden):
+            h = layers.Conv2D(filters, 3, strides=2 if i < n else 1, padding="same", activation=activation, name=f"conv_{i}")(h)
+        h = layers.Flatten()(h)
+        h = layers.Dense(DEFAULT_DENSE_UNITS, activation=activation, name="dense")(h)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(h)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var_raw")(h)
+    z_log_var = LogVarianceClip(name="z_log_var")(z_log_var)
+    return keras.Model(x_in, [z_mean, z_log_var], name=name)
+
+
+def build_decoder(image_shape, latent_dim, params_per_channel=1, network="mlp", hidden=None, activation="relu", name="decoder"):
+    """Builds the decoder p(x|z): z -> likelihood parameters [B, H, W, C * params_per_channel].
+
+    Args:
+        image_shape: (H, W, C) of the images.
+        latent_dim: size of z.
+        params_per_channel: how many parameters the likelihood needs per pixel channel.
+        network: "mlp" or "conv"; mirrors `build_encoder`.
+        hidden: as for `build_encoder` (used in reverse order).
+        activation: hidden activation.
+        name: model name.
+
+    Example:
+    >>> dec = build_decoder((28, 28, 1), 2, network="conv")
+    >>> tuple(dec.output.shape)
+    (None, 28, 28, 1)
+    """
+    image_shape = _check_image_shape(image_shape)
+    _check_positive_int("latent_dim", latent_dim)
+    _check_positive_int("params_per_channel", params_per_channel)
+    _check_network(network)
+    hidden = tuple(hidden or default_hidden(network, image_shape))
+    height, width, channels = image_shape
+    out_channels = channels * params_per_channel
+    z_in = keras.Input(shape=(latent_dim,), name="z")
+    if network == "mlp":
+        h = z_in
+        for i, units in enumerate(reversed(hidden)):
+            h = layers.Dense(units, activation=activation, name=f"dense_{i}")(h)
+        h = layers.Dense(height * width * out_channels, name="x_params")(h)
+        out = layers.Reshape((height, width, out_channels), name="x_params_image")(h)
+    else:
+        n, (h0, w0) = conv_plan(image_shape, hidden)
+        h = layers.Dense(DEFAULT_DENSE_UNITS, activation=activation, name="dense")(z_in)
+        h = layers.Dense(h0 * w0 * hidden[-1], activation=activation, name="dense_map")(h)
+        h = layers.Reshape((h0, w0, hidden[-1]))(h)
+        for i, filters in enumerate(reversed(hidden)):
+            stride = 2 if len(hidden) - 1 - i < n else 1
+            h = layers.Conv2DTranspose(filters, 3, strides=stride, padding="same", activation=activation, name=f"deconv_{i}")(h)
+        h = layers.Conv2D(out_channels, 3, padding="same", name="x_params")(h)
+        crop_h, crop_w = h0 * 2**n - height, w0 * 2**n - width
+        out = layers.Cropping2D(((0, crop_h), (0, crop_w)), name="crop")(h) if crop_h or crop_w else h
+    return keras.Model(z_in, out, name=name)

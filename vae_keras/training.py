@@ -1,0 +1,280 @@
+"""Training runs: a config, the callbacks, and `train()` (load data -> build -> fit -> evaluate -> export).
+
+The CLI's ``vae-keras train`` is a thin front over :func:`train`; Python users can call it too or
+use `VAE` with `model.fit` directly.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from vae_keras.errors import ConfigError
+
+BINARIZE_CHOICES = ("auto", "dynamic", "none")
+LR_SCHEDULES = ("constant", "cosine")
+TEST_BINARIZE_SEED = 0  # the test split is binarized once with this seed, for every model alike
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs; the keys mirror the CLI flags (``--latent-dim`` -> latent_dim).
+
+    Saved as ``assets.extra/config.json`` with every export, so a run can be repeated with
+    ``vae-keras train --config config.json``.
+    """
+
+    dataset: str = "mnist-10k"
+    model: str = "mlp"
+    hidden: tuple | None = None
+    latent_dim: int = 32
+    likelihood: str = "bernoulli"
+    binarize: str = "auto"
+    epochs: int = 30
+    time_limit: float | None = None
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    beta: float = 1.0
+    kl_warmup_epochs: float = 0.0
+    free_bits: float = 0.0
+    objective: str = "elbo"
+    iw_samples: int = 1
+    output_bias_init: bool = True
+    eval_iw_samples: int = 100
+    seed: int = 0
+    out: str = "saved_models"
+    name: str | None = None
+    tensorboard: str | None = None
+    verbose: str | int = "auto"
+
+    @classmethod
+    def from_dict(cls, values):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ConfigError(f"Unknown config keys {unknown}. Known keys: {sorted(fields)}")
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        if d["hidden"] is not None:
+            d["hidden"] = list(d["hidden"])
+        return d
+
+    def validate(self):
+        def positive_int(name):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer. Received: {v!r}")
+
+        def non_negative(name, allow_none=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be a finite number >= 0. Received: {v!r}")
+
+        def choice(name, choices):
+            v = getattr(self, name)
+            if v not in choices:
+                raise ConfigError(f"{name.replace('_', '-')} must be one of {list(choices)}. Received: {v!r}")
+
+        for name in ("latent_dim", "epochs", "batch_size", "iw_samples"):
+            positive_int(name)
+        for name in ("beta", "kl_warmup_epochs", "free_bits", "learning_rate"):
+            non_negative(name)
+        non_negative("time_limit", allow_none=True)
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ConfigError(f"time-limit must be > 0 seconds. Received: {self.time_limit!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning-rate must be > 0. Received: {self.learning_rate!r}")
+        if isinstance(self.eval_iw_samples, bool) or not isinstance(self.eval_iw_samples, int) or self.eval_iw_samples < 0:
+            raise ConfigError(f"eval-iw-samples must be an integer >= 0 (0 skips the test evaluation). Received: {self.eval_iw_samples!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer. Received: {self.seed!r}")
+        choice("model", ("mlp", "conv"))
+        choice("likelihood", ("bernoulli", "gaussian"))
+        choice("binarize", BINARIZE_CHOICES)
+        choice("lr_schedule", LR_SCHEDULES)
+        choice("objective", ("elbo", "iwae"))
+        if self.hidden is not None:
+            if isinstance(self.hidden, str):
+                try:
+                    self.hidden = tuple(int(h) for h in self.hidden.split(",") if h.strip())
+                except ValueError:
+                    raise ConfigError(f"hidden must be comma-separated positive integers such as 512,256. Received: {self.hidden!r}") from None
+            self.hidden = tuple(self.hidden)
+            if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+                raise ConfigError(f"hidden must be positive integers such as 512,256. Received: {self.hidden!r}")
+        if self.binarize == "dynamic" and self.likelihood != "bernoulli":
+            raise ConfigError(f"binarize=dynamic needs the bernoulli likelihood. Received: likelihood={self.likelihood!r}")
+        if self.name is not None:
+            from vae_keras.export import check_model_name
+
+            check_model_name(self.name)
+
+
+def load_config_file(path):
+    """Reads a JSON or YAML config file into a dict (keys may use '-' or '_')."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"Cannot read config file {path!r}: {e.strerror or e}. Pass an existing JSON or YAML file.") from None
+    try:
+        if path.lower().endswith((".yaml", ".yml")):
+            import yaml
+
+            values = yaml.safe_load(text)
+        else:
+            values = json.loads(text)
+    except Exception as e:  # json and yaml raise their own error types
+        raise ConfigError(f"Config file {path!r} is not valid {'YAML' if path.lower().endswith(('.yaml', '.yml')) else 'JSON'}: {str(e).splitlines()[0]}") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"Config file {path!r} must hold a mapping of option names to values. Received a {type(values).__name__}.")
+    return {str(k).replace("-", "_"): v for k, v in values.items()}
+
+
+def default_name(dataset):
+    """A model name from a dataset spec: 'mnist-10k' -> 'mnist-10k', '/data/faces/' -> 'faces'."""
+    base = os.path.basename(os.path.normpath(dataset)) or "model"
+    base = os.path.splitext(base)[0] if os.path.isfile(dataset) else base
+    cleaned = "".join(c if c.isalnum() or c in "_.-" else "_" for c in base).lstrip("._-")
+    return cleaned or "model"
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training cleanly once ``seconds`` of training time have passed (checked every batch).
+
+    The epoch in progress ends early, its metrics and validation are still logged, and `fit`
+    returns normally, so the run still evaluates and exports.
+    """
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = float(seconds)
+        self.start = None
+        self.stopped_early = False
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.start >= self.seconds:
+            self.model.stop_training = True
+            self.stopped_early = True
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds the cumulative training time (seconds) to each epoch's logs as ``time``."""
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["time"] = time.monotonic() - self.start
+
+
+def resolve_binarize(config, image_shape):
+    """'auto' -> dynamic binarization for one-channel images with a Bernoulli likelihood."""
+    if config.binarize == "auto":
+        return config.likelihood == "bernoulli" and image_shape[-1] == 1
+    return config.binarize == "dynamic"
+
+
+def make_optimizer(config, steps_per_epoch):
+    lr = config.learning_rate
+    if config.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.05)
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+def test_images(data, binarized, seed=TEST_BINARIZE_SEED):
+    """Float32 test images; binarized once with a fixed seed when the model sees binary data."""
+    from vae_keras import data as data_lib
+
+    return data_lib.binarize(data.x_test, seed) if binarized else data_lib.to_float(data.x_test)
+
+
+def train(config, data=None, callbacks=()):
+    """Runs one training: loads data, builds the VAE, fits, evaluates on the test split, exports.
+
+    Args:
+        config: a `TrainConfig` (or a dict of its fields).
+        data: optional `vae_keras.data.ImageData` to use instead of loading ``config.dataset``.
+        callbacks: extra Keras callbacks.
+
+    Returns:
+        A dict with ``model``, ``export_path``, ``history`` (per-epoch rows) and ``metrics``.
+    """
+    from vae_keras import data as data_lib
+    from vae_keras import evaluation, export
+    from vae_keras.models import build_vae
+
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    config.validate()
+    if data is None:
+        data = data_lib.load_images(config.dataset)
+    name = config.name or default_name(config.dataset)
+    export.check_model_name(name)
+    binarized = resolve_binarize(config, data.image_shape)
+
+    keras.utils.set_random_seed(config.seed)
+    steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+    model = build_vae(
+        data.image_shape, latent_dim=config.latent_dim, network=config.model, hidden=config.hidden,
+        likelihood=config.likelihood, beta=config.beta, binarize=binarized,
+        kl_warmup_steps=int(round(config.kl_warmup_epochs * steps_per_epoch)), free_bits=config.free_bits,
+        objective=config.objective, iw_samples=config.iw_samples, seed=config.seed,
+    )
+    if config.output_bias_init:
+        model.initialize_output_bias(data_lib.to_float(data.x_train).mean(axis=0))
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch))
+
+    train_ds = data.pipeline("train", batch_size=config.batch_size, seed=config.seed)
+    val_ds = data.pipeline("test", batch_size=max(config.batch_size, 256),
+                           binarize_seed=TEST_BINARIZE_SEED if binarized else None)
+    timer = EpochTimer()
+    all_callbacks = [timer]
+    time_limit = None
+    if config.time_limit:
+        time_limit = TimeLimit(config.time_limit)
+        all_callbacks.append(time_limit)
+    if config.tensorboard:
+        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=config.tensorboard))
+    all_callbacks.extend(callbacks)
+
+    fit = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=all_callbacks,
+                    verbose=config.verbose, shuffle=False)  # the pipeline shuffles
+    history = export.history_rows_from_keras(fit.history)
+
+    metrics = {f"final_{k}": v for k, v in history[-1].items() if k != "epoch"} if history else {}
+    metrics["epochs_trained"] = len(history)
+    metrics["stopped_by_time_limit"] = bool(time_limit and time_limit.stopped_early)
+    if config.eval_iw_samples:
+        x_test = test_images(data, binarized)
+        result = evaluation.evaluate(model, x_test, iw_samples=config.eval_iw_samples, seed=config.seed)
+        metrics.update({f"test_{k}": v for k, v in result.items()})
+    path = export.export_model(
+        model, config.out, name, history=history, dataset=config.dataset, metrics=metrics,
+        config=config.to_dict(),
+        card_extra={
+            "network": config.model,
+            "hidden": list(config.hidden) if config.hidden else None,
+            "class_names": list(data.class_names) if data.class_names else None,
+            "dataset_num_classes": data.num_classes,
+            "test_binarized": binarized,
+        },
+    )
+    return {"model": model, "export_path": path, "history": history, "metrics": metrics}
