@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from vae_keras import VAE, build_vae, networks
 from vae_keras.errors import ConfigError

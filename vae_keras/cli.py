@@ -96,6 +96,10 @@ def build_parser():
     t.add_argument("--iw-samples", type=_positive_int, help="importance samples K for --objective iwae")
     t.add_argument("--no-output-bias-init", dest="output_bias_init", action="store_const", const=False,
                    help="do not initialise the decoder's output bias from the data mean")
+    t.add_argument("--early-stopping-patience", type=_non_negative_int,
+                   help="stop after this many epochs without a lower val_loss and restore the best weights (0: off)")
+    t.add_argument("--clip-norm", type=_finite_float, help="clip the global gradient norm to this value")
+    t.add_argument("--checkpoint-dir", help="save a checkpoint every epoch; rerunning the same command resumes from it")
     t.add_argument("--eval-iw-samples", type=_non_negative_int, help="K for the test log-likelihood in the model card (default 100, 0 skips)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--out", help="models folder (default saved_models)")
@@ -251,6 +255,9 @@ def main(argv=None):
 
         if debug:
             raise
+        if type(e).__name__ == "TrainingInterrupted":
+            print(f"vae-keras: {e}", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if isinstance(e, VaeKerasError):
             print(f"vae-keras: error: {e}", file=sys.stderr)
             return EXIT_USER_ERROR

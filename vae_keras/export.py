@@ -16,7 +16,6 @@ an existing version is never touched.
 
 import csv
 import io
-import json
 import os
 import platform
 import re

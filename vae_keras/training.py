@@ -8,16 +8,19 @@ import dataclasses
 import json
 import math
 import os
-import time
 
 import keras
-import numpy as np
 
-from vae_keras.errors import ConfigError
+from vae_keras import callbacks as callbacks_lib
+from vae_keras.errors import ConfigError, VaeKerasError
 
 BINARIZE_CHOICES = ("auto", "dynamic", "none")
 LR_SCHEDULES = ("constant", "cosine")
 TEST_BINARIZE_SEED = 0  # the test split is binarized once with this seed, for every model alike
+
+
+class TrainingInterrupted(VaeKerasError):
+    """Training was interrupted (Ctrl-C); the message says what was kept."""
 
 
 @dataclasses.dataclass
@@ -45,6 +48,9 @@ class TrainConfig:
     objective: str = "elbo"
     iw_samples: int = 1
     output_bias_init: bool = True
+    early_stopping_patience: int = 0
+    clip_norm: float | None = None
+    checkpoint_dir: str | None = None
     eval_iw_samples: int = 100
     seed: int = 0
     out: str = "saved_models"
@@ -91,6 +97,11 @@ class TrainConfig:
         for name in ("beta", "kl_warmup_epochs", "free_bits", "learning_rate"):
             non_negative(name)
         non_negative("time_limit", allow_none=True)
+        non_negative("clip_norm", allow_none=True)
+        if self.clip_norm is not None and self.clip_norm <= 0:
+            raise ConfigError(f"clip-norm must be > 0. Received: {self.clip_norm!r}")
+        if isinstance(self.early_stopping_patience, bool) or not isinstance(self.early_stopping_patience, int) or self.early_stopping_patience < 0:
+            raise ConfigError(f"early-stopping-patience must be an integer >= 0 (0 disables it). Received: {self.early_stopping_patience!r}")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"time-limit must be > 0 seconds. Received: {self.time_limit!r}")
         if not self.learning_rate > 0:
@@ -152,39 +163,6 @@ def default_name(dataset):
     return cleaned or "model"
 
 
-class TimeLimit(keras.callbacks.Callback):
-    """Stops training cleanly once ``seconds`` of training time have passed (checked every batch).
-
-    The epoch in progress ends early, its metrics and validation are still logged, and `fit`
-    returns normally, so the run still evaluates and exports.
-    """
-
-    def __init__(self, seconds):
-        super().__init__()
-        self.seconds = float(seconds)
-        self.start = None
-        self.stopped_early = False
-
-    def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self.start >= self.seconds:
-            self.model.stop_training = True
-            self.stopped_early = True
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Adds the cumulative training time (seconds) to each epoch's logs as ``time``."""
-
-    def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["time"] = time.monotonic() - self.start
-
-
 def resolve_binarize(config, image_shape):
     """'auto' -> dynamic binarization for one-channel images with a Bernoulli likelihood."""
     if config.binarize == "auto":
@@ -196,7 +174,7 @@ def make_optimizer(config, steps_per_epoch):
     lr = config.learning_rate
     if config.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.05)
-    return keras.optimizers.Adam(learning_rate=lr)
+    return keras.optimizers.Adam(learning_rate=lr, global_clipnorm=config.clip_norm)
 
 
 def test_images(data, binarized, seed=TEST_BINARIZE_SEED):
@@ -245,23 +223,46 @@ def train(config, data=None, callbacks=()):
     train_ds = data.pipeline("train", batch_size=config.batch_size, seed=config.seed)
     val_ds = data.pipeline("test", batch_size=max(config.batch_size, 256),
                            binarize_seed=TEST_BINARIZE_SEED if binarized else None)
-    timer = EpochTimer()
-    all_callbacks = [timer]
-    time_limit = None
-    if config.time_limit:
-        time_limit = TimeLimit(config.time_limit)
-        all_callbacks.append(time_limit)
+
+    checkpoint = None
+    initial_epoch, time_offset = 0, 0.0
+    if config.checkpoint_dir:
+        checkpoint = callbacks_lib.EpochCheckpoint(config.checkpoint_dir, config.to_dict())
+        initial_epoch = checkpoint.restore(model)
+        if initial_epoch:
+            time_offset = checkpoint.history[-1].get("time", 0.0)
+            print(f"Resuming from {config.checkpoint_dir} after epoch {initial_epoch}.", flush=True)
+    time_limit = callbacks_lib.TimeLimit(config.time_limit) if config.time_limit else None
+    early_stopping = None
+    if config.early_stopping_patience:
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True)
+    all_callbacks = [callbacks_lib.NaNGuard(), callbacks_lib.EpochTimer(time_offset)]
+    all_callbacks += [cb for cb in (time_limit, early_stopping) if cb is not None]
     if config.tensorboard:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=config.tensorboard))
     all_callbacks.extend(callbacks)
+    if checkpoint is not None:
+        all_callbacks.append(checkpoint)  # last, so it saves the epoch's complete logs
 
-    fit = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=all_callbacks,
-                    verbose=config.verbose, shuffle=False)  # the pipeline shuffles
-    history = export.history_rows_from_keras(fit.history)
+    if initial_epoch >= config.epochs:
+        history = checkpoint.history
+    else:
+        try:
+            fit = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
+                            callbacks=all_callbacks, verbose=config.verbose, shuffle=False)  # the pipeline shuffles
+        except KeyboardInterrupt:
+            where = (f"The checkpoint in {config.checkpoint_dir!r} keeps every finished epoch; run the same "
+                     "command again to resume.") if checkpoint else "Nothing was exported (use --checkpoint-dir to make runs resumable)."
+            raise TrainingInterrupted(f"Training interrupted. {where}") from None
+        history = checkpoint.history if checkpoint else export.history_rows_from_keras(fit.history)
 
     metrics = {f"final_{k}": v for k, v in history[-1].items() if k != "epoch"} if history else {}
     metrics["epochs_trained"] = len(history)
     metrics["stopped_by_time_limit"] = bool(time_limit and time_limit.stopped_early)
+    if early_stopping is not None:
+        metrics["stopped_early"] = bool(early_stopping.stopped_epoch)
+        metrics["best_epoch"] = int(min(history, key=lambda r: r.get("val_loss", math.inf))["epoch"]) if history else None
     if config.eval_iw_samples:
         x_test = test_images(data, binarized)
         result = evaluation.evaluate(model, x_test, iw_samples=config.eval_iw_samples, seed=config.seed)
@@ -277,4 +278,6 @@ def train(config, data=None, callbacks=()):
             "test_binarized": binarized,
         },
     )
+    if checkpoint is not None:
+        checkpoint.clear()
     return {"model": model, "export_path": path, "history": history, "metrics": metrics}

@@ -1,0 +1,161 @@
+"""Keras callbacks for training runs: time limit, epoch timing, NaN guard and resumable checkpoints."""
+
+import glob
+import json
+import math
+import os
+import time
+
+import keras
+
+from vae_keras import fileio
+from vae_keras.errors import ConfigError, VaeKerasError
+
+CHECKPOINT_STATE = "state.json"
+# Options that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = frozenset({"epochs", "time_limit", "verbose", "tensorboard", "out", "name", "checkpoint_dir", "eval_iw_samples"})
+
+
+class TrainingDivergedError(VaeKerasError):
+    """The loss became NaN or infinite."""
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training cleanly once ``seconds`` of training time have passed (checked every batch).
+
+    The epoch in progress ends early, its metrics and validation are still logged, and `fit`
+    returns normally, so the run still evaluates and exports.
+    """
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = float(seconds)
+        self.start = None
+        self.stopped_early = False
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.start >= self.seconds:
+            self.model.stop_training = True
+            self.stopped_early = True
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds the cumulative training time in seconds to each epoch's logs as ``time``.
+
+    Args:
+        offset: seconds already trained (a resumed run continues the count).
+    """
+
+    def __init__(self, offset=0.0):
+        super().__init__()
+        self.offset = float(offset)
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["time"] = self.offset + time.monotonic() - self.start
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, naming the epoch and batch.
+
+    It raises `TrainingDivergedError` from inside `fit`, so no later callback (a checkpoint, an
+    export) ever sees the broken weights.
+    """
+
+    def __init__(self, hint="Try a lower --learning-rate or set --clip-norm."):
+        super().__init__()
+        self.hint = hint
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDivergedError(
+                f"The training loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                f"training stopped and nothing was exported. {self.hint}"
+            )
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves weights, optimizer state and the history after every epoch, atomically, to resume from.
+
+    ``DIR/state.json`` names the newest ``epoch-N.weights.h5`` and holds the per-epoch history and
+    the run's config; it is replaced atomically after the weights file is complete, so a kill at
+    any moment (even SIGKILL) leaves the last finished epoch loadable. Older weight files are
+    removed only after the new state is in place.
+
+    Args:
+        directory: the checkpoint folder.
+        config: the run's config dict; resuming with different settings is refused.
+    """
+
+    def __init__(self, directory, config):
+        super().__init__()
+        self.directory = os.fspath(directory)
+        self.config = dict(config)
+        self.history = []
+
+    @property
+    def state_path(self):
+        return os.path.join(self.directory, CHECKPOINT_STATE)
+
+    def read_state(self):
+        """The saved state dict, or None if the folder holds no checkpoint yet."""
+        try:
+            with open(self.state_path, encoding="utf-8") as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"Checkpoint state {self.state_path!r} cannot be read ({e}). Delete the folder to start over.") from None
+        return state
+
+    def restore(self, model):
+        """Loads the newest checkpoint into ``model`` (built, compiled); returns the epochs done."""
+        state = self.read_state()
+        if state is None:
+            return 0
+        saved = {k: v for k, v in state.get("config", {}).items() if k not in RESUMABLE_CHANGES}
+        wanted = {k: v for k, v in self.config.items() if k not in RESUMABLE_CHANGES}
+        if saved != wanted:
+            changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+            raise ConfigError(
+                f"Checkpoint folder {self.directory!r} holds a run with other settings ({', '.join(changed)}). "
+                "Resume it with the same options, or pass another --checkpoint-dir."
+            )
+        weights = os.path.join(self.directory, state["weights"])
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(weights)
+        self.history = list(state["history"])
+        return int(state["epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        self.history = [r for r in self.history if r["epoch"] < epoch + 1] + [row]
+        os.makedirs(self.directory, exist_ok=True)
+        name = f"epoch-{epoch + 1}.weights.h5"
+        tmp = os.path.join(self.directory, f".tmp-{name}")
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, os.path.join(self.directory, name))
+        state = {"epoch": epoch + 1, "weights": name, "history": self.history, "config": self.config}
+        fileio.atomic_write_json(self.state_path, state, overwrite=True)
+        for old in glob.glob(os.path.join(self.directory, "epoch-*.weights.h5")):
+            if os.path.basename(old) != name:
+                os.remove(old)
+
+    def clear(self):
+        """Removes the checkpoint after the run was exported (a rerun then starts afresh)."""
+        for path in glob.glob(os.path.join(self.directory, "epoch-*.weights.h5")) + [self.state_path]:
+            if os.path.exists(path):
+                os.remove(path)
