@@ -10,6 +10,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_BUG = 1
@@ -81,7 +83,10 @@ def build_parser():
     t.add_argument("--model", choices=["mlp", "conv"], help="encoder/decoder network (default mlp)")
     t.add_argument("--hidden", type=_hidden, help="hidden sizes, e.g. 512,256 (MLP units or conv filters)")
     t.add_argument("--latent-dim", type=_positive_int, help="size of z (default 32)")
-    t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], help="decoder distribution (default bernoulli)")
+    t.add_argument("--likelihood", choices=["bernoulli", "gaussian", "logistic"],
+                   help="decoder distribution: bernoulli (default), gaussian (learned scale), logistic (256-level discretized, for 8-bit colour)")
+    t.add_argument("--conditional", action="store_const", const=True,
+                   help="train a conditional VAE q(z|x,y), p(x|z,y) on the dataset's labels")
     t.add_argument("--binarize", choices=["auto", "dynamic", "none"],
                    help="dynamic: resample binary pixels every batch; auto (default): dynamic for one-channel images with bernoulli")
     t.add_argument("--epochs", type=_positive_int, help="maximum number of epochs (default 30)")
@@ -92,6 +97,10 @@ def build_parser():
     t.add_argument("--beta", type=_finite_float, help="KL weight (1 = ELBO, >1 = beta-VAE)")
     t.add_argument("--kl-warmup-epochs", type=_finite_float, help="anneal the KL weight from 0 to beta over this many epochs")
     t.add_argument("--free-bits", type=_finite_float, help="KL floor per latent dim in nats during training")
+    t.add_argument("--capacity-max", type=_finite_float,
+                   help="controlled capacity (Burgess et al. 2018): push the KL towards a target growing to this many nats")
+    t.add_argument("--capacity-epochs", type=_finite_float, help="epochs over which the capacity target grows (default 10)")
+    t.add_argument("--capacity-gamma", type=_finite_float, help="weight of |KL - C| (default 1000)")
     t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
     t.add_argument("--iw-samples", type=_positive_int, help="importance samples K for --objective iwae")
     t.add_argument("--no-output-bias-init", dest="output_bias_init", action="store_const", const=False,
@@ -122,7 +131,8 @@ def build_parser():
     s.add_argument("--output", required=True, help="PNG file to write (never overwritten unless --overwrite)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--temperature", type=_finite_float, default=1.0, help="scale of z (default 1)")
-    s.add_argument("--ncol", type=_positive_int, help="images per row (default: square grid)")
+    s.add_argument("--ncol", type=_positive_int, help="images per row (default: square grid; a row per class with --label all)")
+    s.add_argument("--label", help="conditional models: a class index or name, or 'all' for a row per class")
     s.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
 
     ls = sub.add_parser("list", help="list the exported models in a models folder")
@@ -182,10 +192,18 @@ def _evaluate(args):
         raise DataError(f"Dataset {spec!r} has images of shape {data.image_shape}, the model expects {model.image_shape}. Pass the dataset the model was trained on.")
     binarized = model.likelihood.name == "bernoulli"
     x = training.test_images(data, binarized)
+    labels = None
+    if model.conditional:
+        if data.y_test is None:
+            from vae_keras.errors import DataError
+
+            raise DataError(f"This conditional model needs test labels, and dataset {spec!r} has none.")
+        labels = data.y_test
     if args.num_images:
         x = x[: args.num_images]
+        labels = None if labels is None else labels[: args.num_images]
     result = evaluation.evaluate(model, x, iw_samples=args.iw_samples, batch_size=args.batch_size,
-                                 seed=args.seed, progress=not args.json and sys.stderr.isatty())
+                                 seed=args.seed, progress=not args.json and sys.stderr.isatty(), labels=labels)
     result.update({"model": version_dir, "dataset": spec, "test_binarized": binarized})
     if args.json:
         print(json.dumps(result, indent=2))
@@ -209,10 +227,36 @@ def _sample(args):
 
         raise OutputExistsError(f"{args.output!r} exists; pass --overwrite or choose another --output.")
     model = exported.ExportedVAE(args.model_dir)
-    out = model.sample(args.num, seed=args.seed, temperature=args.temperature)
-    images.save_png(args.output, images.make_grid(out["x_mean"], ncol=args.ncol), overwrite=args.overwrite)
-    print(f"Wrote {args.num} samples to {args.output}")
+    ncol = args.ncol
+    if model.conditional:
+        if args.label is None:
+            raise _UsageError(f"vae-keras sample: error: this model is conditional; pass --label with a class in "
+                              f"0..{model.num_classes - 1}, a class name, or 'all'")
+        if args.label == "all":
+            ncol = ncol or args.num
+            label = np.repeat(np.arange(model.num_classes), args.num)
+            out = model.sample(len(label), seed=args.seed, temperature=args.temperature, label=label)
+        else:
+            out = model.sample(args.num, seed=args.seed, temperature=args.temperature,
+                               label=_class_index(model, args.label))
+    else:
+        if args.label is not None:
+            raise _UsageError(f"vae-keras sample: error: --label needs a conditional model; {model.path!r} is not one")
+        out = model.sample(args.num, seed=args.seed, temperature=args.temperature)
+    images.save_png(args.output, images.make_grid(out["x_mean"], ncol=ncol), overwrite=args.overwrite)
+    print(f"Wrote {len(out['x_mean'])} samples to {args.output}")
     return 0
+
+
+def _class_index(model, text):
+    """A class given by index ('3') or by name ('sandal')."""
+    names = model.class_names
+    if text in names and not text.isdigit():
+        return names.index(text)
+    try:
+        return int(text)
+    except ValueError:
+        raise _UsageError(f"vae-keras sample: error: --label {text!r} is neither a class index nor one of {names}") from None
 
 
 def _list(args):

@@ -19,12 +19,8 @@ from vae_keras.models.vae import gaussian_kl
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[z_j]) > 0.01
 
 
-def _batches(x, batch_size):
-    for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size]
-
-
-def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20000, seed=0, progress=False):
+def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20000, seed=0, progress=False,
+                      labels=None):
     """Importance-weighted estimates of log p(x) per image, in nats.
 
     Args:
@@ -35,6 +31,7 @@ def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20
         max_decodes: bound on batch_size * chunk decoder evaluations held in memory at once.
         seed: seed of the importance samples; the same seed gives the same estimate.
         progress: show a Keras progress bar.
+        labels: integer labels [N] for a conditional model (its log p(x|y)).
 
     Returns:
         A dict of numpy arrays [N]: ``log_px`` (the IW estimate with K samples) and ``elbo``
@@ -48,21 +45,24 @@ def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20
     chunk = int(max(1, min(num_samples, max_decodes // batch_size)))
     generator = keras.random.SeedGenerator(seed)
 
+    labels = _check_labels(model, labels, len(x))
+
     @tf.function(reduce_retracing=True)
-    def chunk_stats(xb, k):
-        log_w = model.log_importance_weights(xb, k, seed=generator)  # [k, B]
+    def chunk_stats(xb, yb, k):
+        log_w = model.log_importance_weights(xb, k, seed=generator, **({} if yb is None else {"label": yb}))  # [k, B]
         return tf.reduce_logsumexp(log_w, axis=0), tf.reduce_sum(log_w, axis=0)
 
     log_px, elbo = [], []
     bar = keras.utils.Progbar(len(x), unit_name="image") if progress else None
-    for xb in _batches(x, batch_size):
-        xb = tf.constant(xb)
+    for start in range(0, len(x), batch_size):
+        xb = tf.constant(x[start:start + batch_size])
+        yb = None if labels is None else tf.constant(labels[start:start + batch_size])
         lse = tf.fill([xb.shape[0]], -np.inf)
         total = tf.zeros([xb.shape[0]])
         done = 0
         while done < num_samples:
             k = min(chunk, num_samples - done)
-            chunk_lse, chunk_sum = chunk_stats(xb, tf.constant(k))
+            chunk_lse, chunk_sum = chunk_stats(xb, yb, tf.constant(k))
             lse = tf.experimental.numpy.logaddexp(lse, chunk_lse)
             total += chunk_sum
             done += k
@@ -73,11 +73,29 @@ def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20
     return {"log_px": np.concatenate(log_px), "elbo": np.concatenate(elbo)}
 
 
-def latent_statistics(model, x, batch_size=500):
+def _check_labels(model, labels, n):
+    conditional = getattr(model, "conditional", False)
+    if not conditional:
+        return None
+    if labels is None:
+        raise ConfigError("A conditional model is evaluated on (images, labels): pass labels=[N] integers. Received: labels=None")
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ConfigError(f"labels must be {n} integers. Received an array of shape {labels.shape}, dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= model.num_classes):
+        raise ConfigError(f"labels must lie in 0..{model.num_classes - 1}. Received values {labels.min()}..{labels.max()}")
+    return labels.astype(np.int32)
+
+
+def latent_statistics(model, x, batch_size=500, labels=None):
     """z_mean [N, D] and the mean KL per latent dim [D] over the images ``x``."""
+    x = np.asarray(x, np.float32)
+    labels = _check_labels(model, labels, len(x))
     means, kls = [], []
-    for xb in _batches(np.asarray(x, np.float32), batch_size):
-        z_mean, z_log_var = model.encode(tf.constant(xb))
+    for start in range(0, len(x), batch_size):
+        xb = tf.constant(x[start:start + batch_size])
+        extra = {} if labels is None else {"label": tf.constant(labels[start:start + batch_size])}
+        z_mean, z_log_var = model.encode(xb, **extra)
         means.append(keras.ops.convert_to_numpy(z_mean))
         kls.append(keras.ops.convert_to_numpy(gaussian_kl(z_mean, z_log_var)))
     return np.concatenate(means), np.concatenate(kls).mean(axis=0)
@@ -93,7 +111,7 @@ def bits_per_dim(nll_nats, num_dims):
     return float(nll_nats) / (num_dims * math.log(2.0))
 
 
-def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False):
+def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, labels=None):
     """Evaluates a VAE on test images.
 
     Args:
@@ -104,6 +122,7 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False):
         batch_size: images per step.
         seed: seed of the importance samples.
         progress: show a Keras progress bar.
+        labels: integer labels [N], required for a conditional model.
 
     Returns:
         A dict: ``elbo`` (nats, mean over images), ``nll`` (importance-weighted negative
@@ -115,8 +134,9 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False):
         raise ConfigError(f"evaluate needs a non-empty batch of images [N, H, W, C]. Received shape {x.shape}")
     if tuple(x.shape[1:]) != tuple(model.image_shape):
         raise ConfigError(f"Images of shape {tuple(x.shape[1:])} do not fit a model of image shape {tuple(model.image_shape)}")
-    iw = iw_log_likelihood(model, x, num_samples=iw_samples, batch_size=batch_size, seed=seed, progress=progress)
-    z_mean, kl_per_dim = latent_statistics(model, x)
+    iw = iw_log_likelihood(model, x, num_samples=iw_samples, batch_size=batch_size, seed=seed, progress=progress,
+                           labels=labels)
+    z_mean, kl_per_dim = latent_statistics(model, x, labels=labels)
     nll = -float(np.mean(iw["log_px"]))
     return {
         "elbo": float(np.mean(iw["elbo"])),

@@ -57,40 +57,58 @@ def existing_versions(model_base):
 
 
 def _signature_functions(model):
-    """The four serving functions, closed over the model's variables."""
+    """The four serving functions, closed over the model's variables.
+
+    A conditional model's functions also take ``label`` int32 [None]; labels outside
+    [0, num_classes) fail with an InvalidArgumentError that names the range.
+    """
     image_shape = model.image_shape
     latent_dim = model.latent_dim
     likelihood = model.likelihood
+    num_classes = model.num_classes
 
-    def decode_outputs(z):
-        params_raw = model.decoder(z, training=False)
+    def checked(label):
+        if num_classes is None:
+            return None
+        tf.debugging.assert_non_negative(label, message="label must be >= 0")
+        tf.debugging.assert_less(label, tf.constant(num_classes, tf.int32),
+                                 message=f"label must be < num_classes = {num_classes}")
+        return label
+
+    def decode_outputs(z, label):
+        params_raw = model.decode(z, label)
         outputs = {"x_mean": likelihood.mean(params_raw)}
         outputs.update(likelihood.split(params_raw))
         return outputs
 
-    def serving_default(x):
-        z_mean, z_log_var = model.encoder(x, training=False)
-        x_mean = likelihood.mean(model.decoder(z_mean, training=False))
+    def serving_default(x, label=None):
+        label = checked(label)
+        z_mean, z_log_var = model.encode(x, label)
+        x_mean = likelihood.mean(model.decode(z_mean, label))
         return {"x_mean": x_mean, "z_mean": z_mean, "z_log_var": z_log_var}
 
-    def encode(x):
-        z_mean, z_log_var = model.encoder(x, training=False)
+    def encode(x, label=None):
+        z_mean, z_log_var = model.encode(x, checked(label))
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
-    def decode(z):
-        return decode_outputs(z)
+    def decode(z, label=None):
+        return decode_outputs(z, checked(label))
 
-    def sample(num_samples, seed):
+    def sample(num_samples, seed, label=None):
         z = tf.random.stateless_normal(tf.stack([num_samples, latent_dim]), seed=tf.stack([seed, 0]))
-        return {"x_mean": decode_outputs(z)["x_mean"], "z": z}
+        if label is not None:
+            tf.debugging.assert_equal(tf.shape(label)[0], num_samples, message="label needs one entry per sample")
+        return {"x_mean": decode_outputs(z, checked(label))["x_mean"], "z": z}
 
     x_spec = tf.TensorSpec((None,) + tuple(image_shape), tf.float32, name="x")
     z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")
+    scalar = [tf.TensorSpec((), tf.int32, name="num_samples"), tf.TensorSpec((), tf.int32, name="seed")]
+    label = [tf.TensorSpec((None,), tf.int32, name="label")] if num_classes is not None else []
     return {
-        "serving_default": (serving_default, [x_spec]),
-        "encode": (encode, [x_spec]),
-        "decode": (decode, [z_spec]),
-        "sample": (sample, [tf.TensorSpec((), tf.int32, name="num_samples"), tf.TensorSpec((), tf.int32, name="seed")]),
+        "serving_default": (serving_default, [x_spec] + label),
+        "encode": (encode, [x_spec] + label),
+        "decode": (decode, [z_spec] + label),
+        "sample": (sample, scalar + label),
     }
 
 
@@ -117,7 +135,7 @@ def inference_copy(model):
     tripling the files for nothing a server or the dashboard uses.
     """
     clone = type(model).from_config(model.get_config())
-    clone(np.zeros((1,) + tuple(model.image_shape), np.float32))  # builds it with a known input shape
+    clone(clone.example_inputs())  # builds it with a known input shape
     clone.set_weights(model.get_weights())
     return clone
 
@@ -168,6 +186,9 @@ def warmup_records(model, model_name):
         "decode": {"z": z},
         "sample": {"num_samples": np.int32(1), "seed": np.int32(0)},
     }
+    if model.conditional:
+        for tensors in inputs.values():
+            tensors["label"] = np.zeros((1,), np.int32)
     records = []
     for signature, tensors in inputs.items():
         request = predict_pb2.PredictRequest(
@@ -195,12 +216,13 @@ def build_model_card(model, dataset=None, metrics=None, extra=None):
         "likelihood": model.likelihood.name,
         "likelihood_config": model.likelihood.get_config(),
         "likelihood_params": list(model.likelihood.param_names),
-        "conditional": False,
-        "num_classes": None,
+        "conditional": model.conditional,
+        "num_classes": model.num_classes,
         "class_names": None,
         "beta": model.beta,
         "binarize": model.binarize,
         "objective": model.objective,
+        "capacity_max": model.capacity_max,
         "parameters": int(model.count_params()),
         "dataset": dataset,
         "metrics": metrics or {},

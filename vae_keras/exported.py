@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from vae_keras import export
-from vae_keras.errors import ModelDirError
+from vae_keras.errors import ConfigError, ModelDirError
 
 REQUIRED_SIGNATURES = {
     "serving_default": ({"x"}, {"x_mean", "z_mean", "z_log_var"}),
@@ -128,9 +128,18 @@ class ExportedVAE:
         except Exception as e:  # TF raises several types for a broken SavedModel
             raise ModelDirError(f"{self.path!r} is not a loadable SavedModel: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         self.signatures = dict(self._saved.signatures)
-        check_signatures(self.signatures, self.path)
+        self.conditional = bool(self.card.get("conditional"))
+        self.num_classes = self.card.get("num_classes") if self.conditional else None
+        check_signatures(self.signatures, self.path, conditional=self.conditional)
         self.image_shape = tuple(int(d) for d in self.card["image_shape"])
         self.latent_dim = int(self.card["latent_dim"])
+
+    @property
+    def class_names(self):
+        names = self.card.get("class_names")
+        if names:
+            return list(names)
+        return [str(i) for i in range(self.num_classes)] if self.num_classes else None
 
     @property
     def history(self):
@@ -148,31 +157,57 @@ class ExportedVAE:
             raise ModelDirError(f"This model takes images of shape {self.image_shape}; received an array of shape {x.shape}.")
         return x
 
-    def reconstruct(self, x):
+    def _labels(self, label, n):
+        """{'label': int32 [n]} for a conditional model (label: int or [n] ints), {} otherwise."""
+        if not self.conditional:
+            if label is not None:
+                raise ConfigError(f"This model is not conditional; it takes no label. Received: label={label!r}")
+            return {}
+        if label is None:
+            raise ConfigError(f"This conditional model needs a label in 0..{self.num_classes - 1} for every image. Received: label=None")
+        labels = np.broadcast_to(np.asarray(label), (n,)) if np.ndim(label) == 0 else np.asarray(label)
+        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+            raise ConfigError(f"Labels must be {n} integers. Received an array of shape {labels.shape} and dtype {labels.dtype}")
+        bad = labels[(labels < 0) | (labels >= self.num_classes)]
+        if bad.size:
+            raise ConfigError(
+                f"Label {int(bad[0])} is outside the trained range 0..{self.num_classes - 1} "
+                f"({', '.join(self.class_names)}). Received: label={label!r}")
+        return {"label": labels.astype(np.int32)}
+
+    def reconstruct(self, x, label=None):
         """serving_default: dict with x_mean, z_mean, z_log_var."""
-        return self._call("serving_default", x=self._check_images(x))
+        x = self._check_images(x)
+        return self._call("serving_default", x=x, **self._labels(label, len(x)))
 
-    def encode(self, x):
-        return self._call("encode", x=self._check_images(x))
+    def encode(self, x, label=None):
+        x = self._check_images(x)
+        return self._call("encode", x=x, **self._labels(label, len(x)))
 
-    def decode(self, z):
+    def decode(self, z, label=None):
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ModelDirError(f"This model decodes z of shape [N, {self.latent_dim}]; received {z.shape}.")
-        return self._call("decode", z=z)
+        return self._call("decode", z=z, **self._labels(label, len(z)))
 
-    def sample(self, num_samples, seed=0, temperature=1.0):
-        """Draws z ~ N(0, temperature^2 I) and decodes it; temperature 1 uses the `sample` signature."""
+    def sample(self, num_samples, seed=0, temperature=1.0, label=None):
+        """Draws z ~ N(0, temperature^2 I) and decodes it; temperature 1 uses the `sample` signature.
+
+        A conditional model needs ``label``: one class for all samples, or one per sample.
+        """
+        labels = self._labels(label, int(num_samples))
         if temperature == 1.0:
-            return self._call("sample", num_samples=np.int32(num_samples), seed=np.int32(seed))
+            return self._call("sample", num_samples=np.int32(num_samples), seed=np.int32(seed), **labels)
         z = np.random.default_rng(seed).standard_normal((int(num_samples), self.latent_dim)).astype(np.float32) * temperature
-        out = self.decode(z)
+        out = self._call("decode", z=z, **labels)
         return {"x_mean": out["x_mean"], "z": z}
 
 
-def check_signatures(signatures, where="the SavedModel"):
+def check_signatures(signatures, where="the SavedModel", conditional=False):
     """Raises ModelDirError unless ``signatures`` honour the DESIGN.md contract."""
     for name, (inputs, outputs) in REQUIRED_SIGNATURES.items():
+        if conditional:
+            inputs = inputs | {"label"}
         if name not in signatures:
             raise ModelDirError(f"{where!r} lacks the {name!r} signature; it has {sorted(signatures)}. Re-export it with vae_keras.")
         fn = signatures[name]

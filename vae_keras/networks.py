@@ -70,8 +70,16 @@ def conv_plan(image_shape, filters):
     return n, (math.ceil(height / 2**n), math.ceil(width / 2**n))
 
 
-def build_encoder(image_shape, latent_dim, network="mlp", hidden=None, activation="relu", name="encoder"):
-    """Builds the encoder q(z|x): image -> [z_mean, z_log_var].
+def _label_input(num_classes):
+    """An int32 label input and its one-hot encoding (conditional networks only)."""
+    _check_positive_int("num_classes", num_classes)
+    label = keras.Input(shape=(), dtype="int32", name="label")
+    return label, layers.CategoryEncoding(num_tokens=num_classes, output_mode="one_hot", name="label_one_hot")(label)
+
+
+def build_encoder(image_shape, latent_dim, network="mlp", hidden=None, activation="relu", name="encoder",
+                  num_classes=None):
+    """Builds the encoder q(z|x): image -> [z_mean, z_log_var] (conditional: [x, label] -> ...).
 
     Args:
         image_shape: (H, W, C).
@@ -80,6 +88,8 @@ def build_encoder(image_shape, latent_dim, network="mlp", hidden=None, activatio
         hidden: MLP hidden units, or conv filters per stride-2 layer; defaults per network.
         activation: hidden activation.
         name: model name.
+        num_classes: for a conditional encoder, the number of classes; the one-hot label joins
+            the image features before the dense layers.
 
     Returns:
         A functional `keras.Model`.
@@ -96,8 +106,14 @@ def build_encoder(image_shape, latent_dim, network="mlp", hidden=None, activatio
     for h in hidden:
         _check_positive_int("hidden", h)
     x_in = keras.Input(shape=image_shape, name="x")
+    inputs, one_hot = x_in, None
+    if num_classes is not None:
+        label, one_hot = _label_input(num_classes)
+        inputs = [x_in, label]
     if network == "mlp":
         h = layers.Flatten()(x_in)
+        if one_hot is not None:
+            h = layers.Concatenate(name="with_label")([h, one_hot])
         for i, units in enumerate(hidden):
             h = layers.Dense(units, activation=activation, name=f"dense_{i}")(h)
     else:
@@ -106,14 +122,17 @@ def build_encoder(image_shape, latent_dim, network="mlp", hidden=None, activatio
         for i, filters in enumerate(hidden):
             h = layers.Conv2D(filters, 3, strides=2 if i < n else 1, padding="same", activation=activation, name=f"conv_{i}")(h)
         h = layers.Flatten()(h)
+        if one_hot is not None:
+            h = layers.Concatenate(name="with_label")([h, one_hot])
         h = layers.Dense(DEFAULT_DENSE_UNITS, activation=activation, name="dense")(h)
     z_mean = layers.Dense(latent_dim, name="z_mean")(h)
     z_log_var = layers.Dense(latent_dim, name="z_log_var_raw")(h)
     z_log_var = LogVarianceClip(name="z_log_var")(z_log_var)
-    return keras.Model(x_in, [z_mean, z_log_var], name=name)
+    return keras.Model(inputs, [z_mean, z_log_var], name=name)
 
 
-def build_decoder(image_shape, latent_dim, params_per_channel=1, network="mlp", hidden=None, activation="relu", name="decoder"):
+def build_decoder(image_shape, latent_dim, params_per_channel=1, network="mlp", hidden=None, activation="relu",
+                  name="decoder", num_classes=None):
     """Builds the decoder p(x|z): z -> likelihood parameters [B, H, W, C * params_per_channel].
 
     Args:
@@ -124,6 +143,7 @@ def build_decoder(image_shape, latent_dim, params_per_channel=1, network="mlp", 
         hidden: as for `build_encoder` (used in reverse order).
         activation: hidden activation.
         name: model name.
+        num_classes: for a conditional decoder ([z, label] -> ...), the number of classes.
 
     Example:
     >>> dec = build_decoder((28, 28, 1), 2, network="conv")
@@ -138,15 +158,20 @@ def build_decoder(image_shape, latent_dim, params_per_channel=1, network="mlp", 
     height, width, channels = image_shape
     out_channels = channels * params_per_channel
     z_in = keras.Input(shape=(latent_dim,), name="z")
+    inputs, h_in = z_in, z_in
+    if num_classes is not None:
+        label, one_hot = _label_input(num_classes)
+        inputs = [z_in, label]
+        h_in = layers.Concatenate(name="with_label")([z_in, one_hot])
     if network == "mlp":
-        h = z_in
+        h = h_in
         for i, units in enumerate(reversed(hidden)):
             h = layers.Dense(units, activation=activation, name=f"dense_{i}")(h)
         h = layers.Dense(height * width * out_channels, name="x_params")(h)
         out = layers.Reshape((height, width, out_channels), name="x_params_image")(h)
     else:
         n, (h0, w0) = conv_plan(image_shape, hidden)
-        h = layers.Dense(DEFAULT_DENSE_UNITS, activation=activation, name="dense")(z_in)
+        h = layers.Dense(DEFAULT_DENSE_UNITS, activation=activation, name="dense")(h_in)
         h = layers.Dense(h0 * w0 * hidden[-1], activation=activation, name="dense_map")(h)
         h = layers.Reshape((h0, w0, hidden[-1]))(h)
         for i, filters in enumerate(reversed(hidden)):
@@ -155,4 +180,4 @@ def build_decoder(image_shape, latent_dim, params_per_channel=1, network="mlp", 
         h = layers.Conv2D(out_channels, 3, padding="same", name="x_params")(h)
         crop_h, crop_w = h0 * 2**n - height, w0 * 2**n - width
         out = layers.Cropping2D(((0, crop_h), (0, crop_w)), name="crop")(h) if crop_h or crop_w else h
-    return keras.Model(z_in, out, name=name)
+    return keras.Model(inputs, out, name=name)

@@ -45,6 +45,10 @@ class TrainConfig:
     beta: float = 1.0
     kl_warmup_epochs: float = 0.0
     free_bits: float = 0.0
+    capacity_max: float = 0.0
+    capacity_epochs: float = 10.0
+    capacity_gamma: float = 1000.0
+    conditional: bool = False
     objective: str = "elbo"
     iw_samples: int = 1
     output_bias_init: bool = True
@@ -94,7 +98,7 @@ class TrainConfig:
 
         for name in ("latent_dim", "epochs", "batch_size", "iw_samples"):
             positive_int(name)
-        for name in ("beta", "kl_warmup_epochs", "free_bits", "learning_rate"):
+        for name in ("beta", "kl_warmup_epochs", "free_bits", "learning_rate", "capacity_max", "capacity_epochs", "capacity_gamma"):
             non_negative(name)
         non_negative("time_limit", allow_none=True)
         non_negative("clip_norm", allow_none=True)
@@ -111,7 +115,8 @@ class TrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer. Received: {self.seed!r}")
         choice("model", ("mlp", "conv"))
-        choice("likelihood", ("bernoulli", "gaussian"))
+        choice("likelihood", ("bernoulli", "gaussian", "logistic"))
+        choice("conditional", (True, False))
         choice("binarize", BINARIZE_CHOICES)
         choice("lr_schedule", LR_SCHEDULES)
         choice("objective", ("elbo", "iwae"))
@@ -184,6 +189,12 @@ def test_images(data, binarized, seed=TEST_BINARIZE_SEED):
     return data_lib.binarize(data.x_test, seed) if binarized else data_lib.to_float(data.x_test)
 
 
+def _class_names(data, num_classes):
+    if data.class_names:
+        return list(data.class_names)
+    return [str(i) for i in range(num_classes)] if num_classes else None
+
+
 def train(config, data=None, callbacks=()):
     """Runs one training: loads data, builds the VAE, fits, evaluates on the test split, exports.
 
@@ -207,6 +218,13 @@ def train(config, data=None, callbacks=()):
     name = config.name or default_name(config.dataset)
     export.check_model_name(name)
     binarized = resolve_binarize(config, data.image_shape)
+    num_classes = None
+    if config.conditional:
+        if not data.has_labels:
+            raise ConfigError(
+                f"--conditional needs labels, and dataset {config.dataset!r} has none. Use class subfolders, "
+                "IDX label files or y_train/y_test in the .npz, or drop --conditional.")
+        num_classes = max(2, int(data.num_classes))
 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
@@ -214,14 +232,16 @@ def train(config, data=None, callbacks=()):
         data.image_shape, latent_dim=config.latent_dim, network=config.model, hidden=config.hidden,
         likelihood=config.likelihood, beta=config.beta, binarize=binarized,
         kl_warmup_steps=int(round(config.kl_warmup_epochs * steps_per_epoch)), free_bits=config.free_bits,
-        objective=config.objective, iw_samples=config.iw_samples, seed=config.seed,
+        capacity_max=config.capacity_max, capacity_steps=max(1, int(round(config.capacity_epochs * steps_per_epoch))),
+        capacity_gamma=config.capacity_gamma, objective=config.objective, iw_samples=config.iw_samples,
+        num_classes=num_classes, seed=config.seed,
     )
     if config.output_bias_init:
         model.initialize_output_bias(data_lib.to_float(data.x_train).mean(axis=0))
     model.compile(optimizer=make_optimizer(config, steps_per_epoch))
 
-    train_ds = data.pipeline("train", batch_size=config.batch_size, seed=config.seed)
-    val_ds = data.pipeline("test", batch_size=max(config.batch_size, 256),
+    train_ds = data.pipeline("train", batch_size=config.batch_size, seed=config.seed, with_labels=config.conditional)
+    val_ds = data.pipeline("test", batch_size=max(config.batch_size, 256), with_labels=config.conditional,
                            binarize_seed=TEST_BINARIZE_SEED if binarized else None)
 
     checkpoint = None
@@ -265,7 +285,8 @@ def train(config, data=None, callbacks=()):
         metrics["best_epoch"] = int(min(history, key=lambda r: r.get("val_loss", math.inf))["epoch"]) if history else None
     if config.eval_iw_samples:
         x_test = test_images(data, binarized)
-        result = evaluation.evaluate(model, x_test, iw_samples=config.eval_iw_samples, seed=config.seed)
+        result = evaluation.evaluate(model, x_test, iw_samples=config.eval_iw_samples, seed=config.seed,
+                                     labels=data.y_test if config.conditional else None)
         metrics.update({f"test_{k}": v for k, v in result.items()})
     path = export.export_model(
         model, config.out, name, history=history, dataset=config.dataset, metrics=metrics,
@@ -273,7 +294,7 @@ def train(config, data=None, callbacks=()):
         card_extra={
             "network": config.model,
             "hidden": list(config.hidden) if config.hidden else None,
-            "class_names": list(data.class_names) if data.class_names else None,
+            "class_names": _class_names(data, num_classes),
             "dataset_num_classes": data.num_classes,
             "test_binarized": binarized,
         },

@@ -5,6 +5,10 @@ loss = reconstruction + beta * KL, where
   KL = KL(q(z|x) || N(0, I)), analytic, summed over latent dims, averaged over the batch.
 `train_step`/`test_step` compute it, so `model.fit`, `model.evaluate` and callbacks work as usual;
 `call(x)` is the deterministic reconstruction from z_mean.
+
+A conditional VAE (``num_classes`` set) models q(z|x, y) and p(x|z, y): its encoder takes
+``[x, label]`` and its decoder ``[z, label]``, with integer labels; the data then yields
+``(x, label)`` pairs.
 """
 
 import math
@@ -41,14 +45,21 @@ def _check_non_negative(name, value):
         raise ConfigError(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
 
 
+def _check_count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
+
+
 @keras.saving.register_keras_serializable(package="vae_keras")
 class VAE(keras.Model):
     """Variational autoencoder with a custom `train_step` and `test_step`.
 
     Args:
-        encoder: `keras.Model` mapping x [B, H, W, C] to [z_mean, z_log_var], each [B, latent_dim].
-        decoder: `keras.Model` mapping z to the likelihood's raw parameters [B, H, W, C * P].
-        likelihood: "bernoulli", "gaussian", or a `vae_keras.likelihoods.Likelihood`.
+        encoder: `keras.Model` mapping x [B, H, W, C] (conditional: ``[x, label]``) to
+            ``[z_mean, z_log_var]``, each [B, latent_dim].
+        decoder: `keras.Model` mapping z (conditional: ``[z, label]``) to the likelihood's raw
+            parameters [B, H, W, C * P].
+        likelihood: "bernoulli", "gaussian", "logistic", or a `vae_keras.likelihoods.Likelihood`.
         beta: weight of the KL term (1.0 is the ELBO; > 1 is a beta-VAE).
         binarize: if True, every training and validation batch is binarized afresh (dynamic
             binarization: each pixel is 1 with probability equal to its intensity). Already binary
@@ -57,9 +68,16 @@ class VAE(keras.Model):
             steps (0: no warm-up). Validation always uses the full `beta`.
         free_bits: KL floor per latent dim in nats (Kingma et al. 2016): during training each
             dim's batch-mean KL counts as max(KL_j, free_bits). 0 disables it.
+        capacity_max: Burgess et al. (2018)'s controlled capacity: when > 0, training minimises
+            reconstruction + capacity_gamma * |KL - C| with the target C growing linearly from 0
+            to `capacity_max` nats over `capacity_steps` optimizer steps (beta is then unused in
+            training; validation still reports reconstruction + beta * KL).
+        capacity_steps: steps over which C grows.
+        capacity_gamma: weight of |KL - C|.
         objective: "elbo", or "iwae" to train on the importance-weighted bound with
             `iw_samples` samples (Burda et al. 2016).
         iw_samples: number of importance samples K for `objective="iwae"`.
+        num_classes: number of classes of a conditional VAE; None for an unconditional one.
         seed: seed of the sampling and binarization noise.
         **kwargs: base `keras.Model` arguments (e.g. `name`).
 
@@ -74,16 +92,28 @@ class VAE(keras.Model):
     """
 
     def __init__(self, encoder, decoder, likelihood="bernoulli", beta=1.0, binarize=False,
-                 kl_warmup_steps=0, free_bits=0.0, objective="elbo", iw_samples=1, seed=None, **kwargs):
+                 kl_warmup_steps=0, free_bits=0.0, capacity_max=0.0, capacity_steps=10000, capacity_gamma=1000.0,
+                 objective="elbo", iw_samples=1, num_classes=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         _check_non_negative("beta", beta)
         _check_non_negative("free_bits", free_bits)
-        if isinstance(kl_warmup_steps, bool) or not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
-            raise ConfigError(f"kl_warmup_steps must be an integer >= 0. Received: kl_warmup_steps={kl_warmup_steps!r}")
+        _check_non_negative("capacity_max", capacity_max)
+        _check_non_negative("capacity_gamma", capacity_gamma)
+        _check_count("kl_warmup_steps", kl_warmup_steps, 0)
+        _check_count("capacity_steps", capacity_steps, 1)
+        _check_count("iw_samples", iw_samples, 1)
         if objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {OBJECTIVES}. Received: objective={objective!r}")
-        if isinstance(iw_samples, bool) or not isinstance(iw_samples, int) or iw_samples < 1:
-            raise ConfigError(f"iw_samples must be a positive integer. Received: iw_samples={iw_samples!r}")
+        if num_classes is not None:
+            _check_count("num_classes", num_classes, 2)
+        expected_inputs = 1 if num_classes is None else 2
+        for part, net in (("encoder", encoder), ("decoder", decoder)):
+            if len(net.inputs) != expected_inputs:
+                raise ConfigError(
+                    f"A{' conditional' if num_classes else 'n unconditional'} VAE needs a {part} with "
+                    f"{expected_inputs} input(s). Received a {part} with {len(net.inputs)} inputs "
+                    f"and num_classes={num_classes!r}"
+                )
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihoods_lib.get(likelihood)
@@ -96,8 +126,12 @@ class VAE(keras.Model):
         self.binarize = bool(binarize)
         self.kl_warmup_steps = kl_warmup_steps
         self.free_bits = float(free_bits)
+        self.capacity_max = float(capacity_max)
+        self.capacity_steps = capacity_steps
+        self.capacity_gamma = float(capacity_gamma)
         self.objective = objective
         self.iw_samples = iw_samples
+        self.num_classes = num_classes
         self.seed = seed
         self.sampling = Sampling(seed=seed, name="sampling")
         self.noise = keras.random.SeedGenerator(None if seed is None else seed + 1)
@@ -112,6 +146,10 @@ class VAE(keras.Model):
 
     # ----------------------------------------------------------------- shapes and properties
     @property
+    def conditional(self):
+        return self.num_classes is not None
+
+    @property
     def image_shape(self):
         return tuple(int(d) for d in self.encoder.inputs[0].shape[1:])
 
@@ -124,24 +162,44 @@ class VAE(keras.Model):
         # Listed here so Keras resets them at the start of every epoch and of `evaluate`.
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
+    def example_inputs(self, batch_size=1):
+        """Zeros shaped like the model's input (``[x, label]`` for a conditional model)."""
+        x = ops.zeros((batch_size,) + self.image_shape)
+        return [x, ops.zeros((batch_size,), "int32")] if self.conditional else x
+
     # ----------------------------------------------------------------- the model's parts
-    def encode(self, x, training=False):
-        """Returns (z_mean, z_log_var) of q(z|x)."""
-        z_mean, z_log_var = self.encoder(x, training=training)
+    def _with_label(self, tensor, label):
+        if not self.conditional:
+            return tensor
+        if label is None:
+            raise ConfigError(f"This conditional VAE ({self.num_classes} classes) needs a label for every image. Received: label=None")
+        return [ops.convert_to_tensor(tensor), ops.cast(label, "int32")]
+
+    def encode(self, x, label=None, training=False):
+        """Returns (z_mean, z_log_var) of q(z|x) (conditional: q(z|x, label))."""
+        z_mean, z_log_var = self.encoder(self._with_label(x, label), training=training)
         return z_mean, z_log_var
 
-    def decode(self, z, training=False):
+    def decode(self, z, label=None, training=False):
         """Returns the likelihood's raw parameters [B, H, W, C * P] for latent codes z."""
-        return self.decoder(z, training=training)
+        return self.decoder(self._with_label(z, label), training=training)
 
-    def decode_mean(self, z):
+    def decode_mean(self, z, label=None):
         """Returns E[x|z] [B, H, W, C]."""
-        return self.likelihood.mean(self.decode(z))
+        return self.likelihood.mean(self.decode(z, label))
 
-    def call(self, x, training=False):
-        """Deterministic reconstruction: the decoder's mean at z = z_mean."""
-        z_mean, _ = self.encode(x, training=training)
-        return self.likelihood.mean(self.decode(z_mean, training=training))
+    def _split_inputs(self, inputs):
+        if self.conditional:
+            if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+                raise ConfigError("A conditional VAE is called on [x, label]. Received a single tensor.")
+            return inputs[0], inputs[1]
+        return inputs, None
+
+    def call(self, inputs, training=False):
+        """Deterministic reconstruction: the decoder's mean at z = z_mean (inputs: x or [x, label])."""
+        x, label = self._split_inputs(inputs)
+        z_mean, _ = self.encode(x, label, training=training)
+        return self.likelihood.mean(self.decode(z_mean, label, training=training))
 
     def binarize_batch(self, x):
         """Dynamic binarization: each pixel 1 with probability equal to its intensity."""
@@ -149,68 +207,84 @@ class VAE(keras.Model):
         return ops.cast(u < x, x.dtype)
 
     # ----------------------------------------------------------------- losses
+    def _step(self):
+        return ops.cast(self.optimizer.iterations, "float32")
+
     def kl_weight(self):
         """The KL weight at the current optimizer step (warm-up applied)."""
         if not self.kl_warmup_steps or self.optimizer is None:
             return ops.convert_to_tensor(self.beta, "float32")
-        step = ops.cast(self.optimizer.iterations, "float32")
-        return self.beta * ops.minimum(1.0, (step + 1.0) / float(self.kl_warmup_steps))
+        return self.beta * ops.minimum(1.0, (self._step() + 1.0) / float(self.kl_warmup_steps))
 
-    def log_importance_weights(self, x, num_samples, seed=None):
+    def capacity(self):
+        """The KL target C at the current optimizer step (controlled-capacity training)."""
+        if self.optimizer is None:
+            return ops.convert_to_tensor(0.0, "float32")
+        return self.capacity_max * ops.minimum(1.0, (self._step() + 1.0) / float(self.capacity_steps))
+
+    def log_importance_weights(self, x, num_samples, seed=None, label=None):
         """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x).
 
         Args:
             x: images [B, H, W, C] (already binarized if the model is evaluated on binary data).
             num_samples: K.
             seed: a `keras.random.SeedGenerator` (or int); defaults to the model's noise.
+            label: integer labels [B] for a conditional model.
 
         Returns:
             A tensor [K, B]. logsumexp over K minus log K is the IWAE bound; its mean over K is
-            the ELBO estimate.
+            an estimate of the ELBO.
         """
-        z_mean, z_log_var = self.encode(x)
-        return self._log_weights(x, z_mean, z_log_var, num_samples, seed)
+        z_mean, z_log_var = self.encode(x, label)
+        return self._log_weights(x, label, z_mean, z_log_var, num_samples, seed)
 
-    def _log_weights(self, x, z_mean, z_log_var, num_samples, seed=None, training=False):
+    def _log_weights(self, x, label, z_mean, z_log_var, num_samples, seed=None, training=False):
         batch = ops.shape(z_mean)[0]
         eps = keras.random.normal((num_samples, batch, self.latent_dim), dtype=z_mean.dtype,
                                   seed=self.noise if seed is None else seed)
         z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps  # [K, B, D]
         flat_z = ops.reshape(z, (-1, self.latent_dim))
-        params = self.decode(flat_z, training=training)
+        flat_label = None if label is None else ops.tile(label, (num_samples,))  # k-major like flat_z
+        params = self.decode(flat_z, flat_label, training=training)
         x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
         log_px = ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
         log_pz = standard_normal_log_prob(z)
         log_qz = diag_normal_log_prob(z, z_mean[None], z_log_var[None])
         return log_px + log_pz - log_qz
 
-    def compute_vae_losses(self, x, training=False):
+    def compute_vae_losses(self, x, label=None, training=False):
         """Returns a dict with the scalar `loss` to minimise and the `reconstruction` and `kl`
-        batch means (reconstruction = -log p(x|z) summed over pixels; KL summed over dims)."""
+        batch means (reconstruction = -log p(x|z) summed over pixels; KL summed over dims), plus
+        the schedules' current `kl_weight` / `capacity` in training when they are used."""
         x = ops.convert_to_tensor(x, "float32")
         if self.binarize:
             x = self.binarize_batch(x)
-        z_mean, z_log_var = self.encode(x, training=training)
+        z_mean, z_log_var = self.encode(x, label, training=training)
         kl_per_dim = gaussian_kl(z_mean, z_log_var)  # [B, D]
         kl = ops.mean(ops.sum(kl_per_dim, axis=-1))
         if self.objective == "iwae":
-            log_w = self._log_weights(x, z_mean, z_log_var, self.iw_samples, training=training)
-            bound = ops.logsumexp(log_w, axis=0) - math.log(self.iw_samples)
-            loss = -ops.mean(bound)
-            # Report the ELBO's parts from the first sample, comparable with the ELBO objective.
-            z = z_mean + ops.exp(0.5 * z_log_var) * keras.random.normal(ops.shape(z_mean), seed=self.noise)
-            reconstruction = -ops.mean(self.likelihood.log_prob(x, self.decode(z, training=training)))
+            log_w = self._log_weights(x, label, z_mean, z_log_var, self.iw_samples, training=training)
+            loss = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(self.iw_samples))
+            # Report the ELBO's parts from one more sample, comparable with the ELBO objective.
+            z = self.sampling([z_mean, z_log_var])
+            reconstruction = -ops.mean(self.likelihood.log_prob(x, self.decode(z, label, training=training)))
             return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
         z = self.sampling([z_mean, z_log_var])
-        reconstruction = -ops.mean(self.likelihood.log_prob(x, self.decode(z, training=training)))
-        if training:
+        reconstruction = -ops.mean(self.likelihood.log_prob(x, self.decode(z, label, training=training)))
+        if not training:
+            return {"loss": reconstruction + self.beta * kl, "reconstruction": reconstruction, "kl": kl}
+        losses = {"reconstruction": reconstruction, "kl": kl}
+        if self.capacity_max > 0:
+            losses["capacity"] = self.capacity()
+            losses["loss"] = reconstruction + self.capacity_gamma * ops.abs(kl - losses["capacity"])
+        else:
             kl_term = kl
             if self.free_bits > 0:
                 kl_term = ops.sum(ops.maximum(ops.mean(kl_per_dim, axis=0), self.free_bits))
-            loss = reconstruction + self.kl_weight() * kl_term
-        else:
-            loss = reconstruction + self.beta * kl
-        return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
+            if self.kl_warmup_steps:
+                losses["kl_weight"] = self.kl_weight()
+            losses["loss"] = reconstruction + self.kl_weight() * kl_term
+        return losses
 
     def _update_metrics(self, losses, batch_size):
         self.loss_tracker.update_state(losses["loss"], sample_weight=batch_size)
@@ -218,26 +292,33 @@ class VAE(keras.Model):
         self.kl_tracker.update_state(losses["kl"], sample_weight=batch_size)
         return {m.name: m.result() for m in self.metrics}
 
-    @staticmethod
-    def _images(data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    def _unpack(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if isinstance(x, (tuple, list)):
-            x = x[0]
-        return x
+            x, y = (x[0], x[1]) if len(x) > 1 else (x[0], y)
+        if self.conditional and y is None:
+            raise ConfigError(
+                f"This conditional VAE ({self.num_classes} classes) trains on (images, labels) pairs. "
+                "Received images only: pass fit(x, y) or a dataset of (x, y)."
+            )
+        return x, (y if self.conditional else None)
 
     def train_step(self, data):
         import tensorflow as tf  # train_step is TensorFlow-specific (GradientTape).
 
-        x = self._images(data)
+        x, label = self._unpack(data)
         with tf.GradientTape() as tape:
-            losses = self.compute_vae_losses(x, training=True)
+            losses = self.compute_vae_losses(x, label, training=True)
         grads = tape.gradient(losses["loss"], self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
+        logs = self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
+        # Schedules (KL weight, capacity target), logged per epoch at the epoch's last step.
+        logs.update({k: v for k, v in losses.items() if k in ("kl_weight", "capacity")})
+        return logs
 
     def test_step(self, data):
-        x = self._images(data)
-        losses = self.compute_vae_losses(x, training=False)
+        x, label = self._unpack(data)
+        losses = self.compute_vae_losses(x, label, training=False)
         return self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
 
     # ----------------------------------------------------------------- output bias
@@ -276,8 +357,12 @@ class VAE(keras.Model):
             "binarize": self.binarize,
             "kl_warmup_steps": self.kl_warmup_steps,
             "free_bits": self.free_bits,
+            "capacity_max": self.capacity_max,
+            "capacity_steps": self.capacity_steps,
+            "capacity_gamma": self.capacity_gamma,
             "objective": self.objective,
             "iw_samples": self.iw_samples,
+            "num_classes": self.num_classes,
             "seed": self.seed,
         })
         return config
@@ -292,7 +377,7 @@ class VAE(keras.Model):
 
 
 def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood="bernoulli",
-              activation="relu", **kwargs):
+              activation="relu", num_classes=None, **kwargs):
     """Builds a `VAE` with matching encoder and decoder networks.
 
     Args:
@@ -300,10 +385,11 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
         latent_dim: size of z.
         network: "mlp" or "conv" (see `vae_keras.networks`).
         hidden: hidden sizes (MLP units or conv filters); defaults per network.
-        likelihood: "bernoulli", "gaussian" or a `Likelihood`.
+        likelihood: "bernoulli", "gaussian", "logistic" or a `Likelihood`.
         activation: hidden activation.
-        **kwargs: further `VAE` arguments (beta, binarize, kl_warmup_steps, free_bits, objective,
-            iw_samples, seed, name).
+        num_classes: build a conditional VAE over this many classes (None: unconditional).
+        **kwargs: further `VAE` arguments (beta, binarize, kl_warmup_steps, free_bits,
+            capacity_*, objective, iw_samples, seed, name).
 
     Example:
     >>> vae = build_vae((32, 32, 3), latent_dim=16, network="conv")
@@ -311,8 +397,9 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
     (16, (32, 32, 3))
     """
     like = likelihoods_lib.get(likelihood)
-    encoder = networks.build_encoder(image_shape, latent_dim, network, hidden, activation)
-    decoder = networks.build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation)
-    vae = VAE(encoder, decoder, likelihood=like, **kwargs)
-    vae(keras.ops.zeros((1,) + tuple(int(d) for d in image_shape)))  # build all weights
+    encoder = networks.build_encoder(image_shape, latent_dim, network, hidden, activation, num_classes=num_classes)
+    decoder = networks.build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation,
+                                     num_classes=num_classes)
+    vae = VAE(encoder, decoder, likelihood=like, num_classes=num_classes, **kwargs)
+    vae(vae.example_inputs())  # build all weights
     return vae
