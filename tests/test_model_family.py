@@ -197,3 +197,15 @@ def test_gaussian_likelihood_trains_and_exports_its_scale(tmp_path):
     dec = exported.ExportedVAE(path).decode(np.zeros((1, 2), np.float32))
     assert set(dec) == {"x_mean", "x_loc", "x_log_scale"}
     assert json.load(open(os.path.join(path, "assets.extra", "model_card.json")))["likelihood"] == "gaussian"
+
+
+def test_tfds_colour_dataset_trains_with_conv(tmp_path):
+    """A TFDS colour dataset by name (mocked: no network here) through the CLI, conv + logistic."""
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=24):
+        assert main(["train", "--dataset", "cifar10", "--model", "conv", "--hidden", "8,16", "--likelihood", "logistic",
+                     "--latent-dim", "4", "--epochs", "1", "--batch-size", "8", "--eval-iw-samples", "2",
+                     "--out", str(tmp_path), "--verbose", "0"]) == 0
+    card = exported.read_card(str(tmp_path / "cifar10" / "1"))
+    assert card["image_shape"] == [32, 32, 3] and card["dataset"] == "cifar10"

@@ -152,9 +152,19 @@ class ExportedVAE:
         return {k: v.numpy() for k, v in out.items()}
 
     def _check_images(self, x):
-        x = np.asarray(x, np.float32)
+        x = np.asarray(x)
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ModelDirError(f"This model takes images of shape {self.image_shape}; received an array of shape {x.shape}.")
+            raise ConfigError(f"This model takes images of shape {self.image_shape}; received an array of shape {x.shape}.")
+        if x.dtype.kind not in "fiub":
+            raise ConfigError(f"Images must be numbers in [0, 1]; received dtype {x.dtype}.")
+        with np.errstate(all="ignore"):
+            x = x.astype(np.float32)
+        if x.size and not (np.all(np.isfinite(x)) and x.min() >= 0.0 and x.max() <= 1.0):
+            bad = int(np.sum(~np.isfinite(x)))
+            raise ConfigError(
+                f"Images must be finite floats in [0, 1]; received {bad} NaN/inf values and range "
+                f"[{np.nanmin(np.where(np.isfinite(x), x, np.nan)) if bad < x.size else 'nan'}, "
+                f"{np.nanmax(np.where(np.isfinite(x), x, np.nan)) if bad < x.size else 'nan'}]. Scale pixels to [0, 1].")
         return x
 
     def _labels(self, label, n):
@@ -191,14 +201,24 @@ class ExportedVAE:
         return self._call("decode", z=z, **self._labels(label, len(z)))
 
     def sample(self, num_samples, seed=0, temperature=1.0, label=None):
-        """Draws z ~ N(0, temperature^2 I) and decodes it; temperature 1 uses the `sample` signature.
+        """Draws z ~ N(0, temperature^2 I) and decodes it.
 
-        A conditional model needs ``label``: one class for all samples, or one per sample.
+        At temperature 1 this is the `sample` signature; otherwise the same seeded z (TensorFlow's
+        stateless normal with seed [seed, 0]) is scaled and sent through `decode`, so a given seed
+        shows the same images at every temperature, only sharper or wilder. A conditional model
+        needs ``label``: one class for all samples, or one per sample.
         """
+        import tensorflow as tf
+
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 0:
+            raise ConfigError(f"num_samples must be an integer >= 0. Received: num_samples={num_samples!r}")
+        if not (isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")):
+            raise ConfigError(f"temperature must be a finite number >= 0. Received: temperature={temperature!r}")
+        seed = int(np.int32(np.int64(seed) & 0xFFFFFFFF)) if not -2**31 <= int(seed) < 2**31 else int(seed)
         labels = self._labels(label, int(num_samples))
         if temperature == 1.0:
             return self._call("sample", num_samples=np.int32(num_samples), seed=np.int32(seed), **labels)
-        z = np.random.default_rng(seed).standard_normal((int(num_samples), self.latent_dim)).astype(np.float32) * temperature
+        z = tf.random.stateless_normal([int(num_samples), self.latent_dim], seed=[seed, 0]).numpy() * np.float32(temperature)
         out = self._call("decode", z=z, **labels)
         return {"x_mean": out["x_mean"], "z": z}
 
