@@ -4,8 +4,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,3 +50,119 @@ def tiny_export(tiny_trained_vae, tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Dashboard fixtures (tests/test_dashboard_*.py)
+# ------------------------------------------------------------------------------------------------
+
+
+def _dashboard_export_tiny(out_dir, name, image_shape, latent_dim, x_train, x_val, dataset, likelihood="bernoulli",
+                           seed=0, created=None, labels=None, num_classes=None):
+    """Trains a tiny MLP VAE for a few steps and exports it with a history and a model card.
+
+    ``created`` overrides the card's timestamp (the dashboard shows the newest model first);
+    ``labels=(y_train, y_val)`` with ``num_classes`` makes a conditional VAE.
+    """
+    import json
+
+    import keras
+
+    from vae_keras import build_vae
+    from vae_keras.export import export_model, history_rows_from_keras
+
+    keras.utils.set_random_seed(seed)
+    extra = {} if num_classes is None else {"num_classes": num_classes}
+    model = build_vae(image_shape, latent_dim=latent_dim, hidden=(16,), likelihood=likelihood, seed=seed, **extra)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    if labels is not None:
+        x_train, x_val = [x_train, labels[0]], ([x_val, labels[1]],)
+    else:
+        x_val = (x_val,)
+    history = model.fit(x_train, validation_data=x_val, epochs=3, batch_size=128, verbose=0)
+    rows = history_rows_from_keras(history.history)
+    last = rows[-1]
+    metrics = {
+        "epochs_trained": len(rows),
+        "final_loss": last["loss"],
+        "final_val_loss": last["val_loss"],
+        "test_nll": last["val_loss"] - 1.0,
+        "test_elbo": -last["val_loss"],
+        "test_kl": last["val_kl"],
+        "test_active_units": latent_dim,
+        "test_kl_per_dim": [float(v) for v in np.linspace(0.1, 1.0, latent_dim)],
+    }
+    path = export_model(model, out_dir, name, history=rows, dataset=dataset, metrics=metrics,
+                        card_extra={"network": "mlp", "hidden": [16]})
+    if created:
+        card_path = os.path.join(path, "assets.extra", "model_card.json")
+        with open(card_path, encoding="utf-8") as f:
+            card = json.load(f)
+        card["created"] = created
+        with open(card_path, "w", encoding="utf-8") as f:
+            json.dump(card, f)
+    return path
+
+
+@pytest.fixture(scope="session")
+def dashboard_models_dir(tmp_path_factory):
+    """A models folder for the dashboard tests, exported once per session (about 10 s).
+
+    - ``tiny/1`` and ``tiny/2``: 28x28x1 Bernoulli VAEs with a 2-D latent, dataset ``mnist-10k``;
+    - ``tinycond/1``: a conditional (10 classes) 28x28x1 VAE with a 2-D latent on ``mnist-10k``;
+    - ``tinyrgb/1``: an 8x8x3 Gaussian VAE with a 3-D latent on a colour ``.npz`` dataset in the
+      folder, the most recently "created" (so the dashboard shows it first);
+    - ``broken/1``: a junk ``saved_model.pb`` and no model card;
+    - ``nopb/1``: an empty version folder;
+    - ``corrupt/1``: a valid model card beside a junk ``saved_model.pb`` (fails only when loaded).
+    """
+    import json
+
+    from vae_keras import data
+
+    root = tmp_path_factory.mktemp("dashboard")
+    out = root / "models"
+    out.mkdir()
+    mnist = data.load_images("mnist-10k")
+    x_train, x_val = data.to_float(mnist.x_train[:512]), data.to_float(mnist.x_test[:256])
+    _dashboard_export_tiny(out, "tiny", (28, 28, 1), 2, x_train, x_val, "mnist-10k", seed=0,
+                           created="2026-01-01T00:00:01Z")
+    _dashboard_export_tiny(out, "tiny", (28, 28, 1), 2, x_train, x_val, "mnist-10k", seed=1,
+                           created="2026-01-01T00:00:02Z")
+    _dashboard_export_tiny(out, "tinycond", (28, 28, 1), 2, x_train, x_val, "mnist-10k", seed=2,
+                           created="2026-01-01T00:00:03Z", labels=(mnist.y_train[:512], mnist.y_test[:256]),
+                           num_classes=10)
+
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, size=(4, 3))
+    labels = np.arange(120) % 4
+    x = np.empty((120, 8, 8, 3), np.uint8)
+    for i, lab in enumerate(labels):
+        x[i] = np.clip(colours[lab] + rng.normal(0, 20, (8, 8, 3)), 0, 255)
+    npz = root / "colour.npz"
+    np.savez(npz, x_train=x[:100], y_train=labels[:100], x_test=x[100:], y_test=labels[100:],
+             class_names=np.array(["red-ish", "green-ish", "blue-ish", "grey-ish"]))
+    xf = data.to_float(x)
+    _dashboard_export_tiny(out, "tinyrgb", (8, 8, 3), 3, xf[:100], xf[100:], str(npz), likelihood="gaussian",
+                           created="2026-01-01T00:00:04Z")
+
+    (out / "broken" / "1").mkdir(parents=True)
+    (out / "broken" / "1" / "saved_model.pb").write_bytes(b"this is not a protobuf")
+    (out / "nopb" / "1").mkdir(parents=True)
+    corrupt = out / "corrupt" / "1"
+    (corrupt / "assets.extra").mkdir(parents=True)
+    (corrupt / "saved_model.pb").write_bytes(b"\x00junk\xff" * 10)
+    card = json.loads((out / "tiny" / "1" / "assets.extra" / "model_card.json").read_text())
+    card.update(name="corrupt", version=1)
+    (corrupt / "assets.extra" / "model_card.json").write_text(json.dumps(card))
+    return out
+
+
+@pytest.fixture(scope="session")
+def dashboard_single_model_dir(dashboard_models_dir, tmp_path_factory):
+    """A models folder holding only ``tiny/2`` (copied from ``dashboard_models_dir``)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("dashboard_single") / "models"
+    shutil.copytree(os.path.join(dashboard_models_dir, "tiny", "2"), out / "tiny" / "1")
+    return out

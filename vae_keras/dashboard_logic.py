@@ -102,7 +102,7 @@ def card_summary(card):
     network = card.get("network")
     if network:
         hidden = card.get("hidden")
-        parts.append(f"{network} network" + (f" {tuple(hidden)}" if hidden else ""))
+        parts.append(f"{network} network" + (f" ({', '.join(str(h) for h in hidden)})" if hidden else ""))
     if isinstance(card.get("parameters"), int):
         parts.append(f"{card['parameters']:,} parameters")
     epochs = (card.get("metrics") or {}).get("epochs_trained")
@@ -135,10 +135,31 @@ def model_stamp(path):
     return "|".join(stamps)
 
 
+def short_dataset(spec):
+    """A dataset spec for display: a path is shortened to its last component.
+
+    Example:
+    >>> short_dataset("/data/colour.npz"), short_dataset("mnist-10k"), short_dataset(None)
+    ('colour.npz', 'mnist-10k', 'unknown dataset')
+    """
+    if not spec:
+        return "unknown dataset"
+    spec = str(spec)
+    if "/" in spec or os.sep in spec:
+        return os.path.basename(spec.rstrip("/" + os.sep)) or spec
+    return spec
+
+
+def short_reason(reason, models_dir):
+    """An error message with the models folder's absolute path taken out (the list already names it)."""
+    prefix = os.path.join(os.fspath(models_dir), "")
+    return str(reason).replace(prefix, "")
+
+
 def describe_entry(entry):
     """One line for the models list: ``dataset · z=16 · test NLL 107.53``."""
     card = entry.card or {}
-    parts = [str(card.get("dataset") or "unknown dataset"), f"z={card.get('latent_dim', '?')}"]
+    parts = [short_dataset(card.get("dataset")), f"z={card.get('latent_dim', '?')}"]
     nll = metric(card, "test_nll")
     parts.append(f"test NLL {nll:.2f}" if nll is not None else "no test NLL")
     return " · ".join(parts)
@@ -189,7 +210,7 @@ def comparison_table(models):
     rows = []
     for label, card in models:
         card = card or {}
-        row = {"model": label, "dataset": card.get("dataset"), "latent dim": card.get("latent_dim"),
+        row = {"model": label, "dataset": short_dataset(card.get("dataset")), "latent dim": card.get("latent_dim"),
                "parameters": card.get("parameters"), "epochs": (card.get("metrics") or {}).get("epochs_trained")}
         for key, title, _ in COMPARE_METRICS:
             row[title] = metric(card, key)
@@ -236,6 +257,32 @@ def kl_per_dim(card):
     except (TypeError, ValueError):
         return None
     return out if out.ndim == 1 else None
+
+
+def class_names(card):
+    """Class names of a conditional model's card (``"0"`` .. ``"K-1"`` if the card has none), else None."""
+    card = card or {}
+    if not card.get("conditional"):
+        return None
+    names = card.get("class_names")
+    k = card.get("num_classes") or (len(names) if names else 0)
+    if names and len(names) == k:
+        return [str(n) for n in names]
+    return [str(i) for i in range(int(k))]
+
+
+def condition_labels(n, cls, num_classes):
+    """Labels for ``n`` images of a conditional model: all ``cls``, or every class in turn if ``cls`` is None.
+
+    Example:
+    >>> condition_labels(5, None, 3).tolist(), condition_labels(2, 1, 3).tolist()
+    ([0, 1, 2, 0, 1], [1, 1])
+    """
+    if cls is None:
+        return (np.arange(int(n)) % int(num_classes)).astype(np.int32)
+    if not 0 <= int(cls) < int(num_classes):
+        raise ValueError(f"class {cls} is outside 0..{int(num_classes) - 1}")
+    return np.full(int(n), int(cls), np.int32)
 
 
 def default_traversal_dims(card, latent_dim, k=3):
@@ -429,7 +476,7 @@ def reconstruction_error(x, x_mean, likelihood):
 
 def display_scale(height, target=84):
     """Integer nearest-neighbour scale factor that shows an image about ``target`` pixels tall."""
-    return max(1, int(round(target / max(1, int(height)))))
+    return max(1, round(target / max(1, int(height))))
 
 
 def upscale(picture, factor):
@@ -629,7 +676,7 @@ def history_long(history, model=None):
     return out[columns]
 
 
-def loss_chart(long, metric_name, height=260, color="split", dash=None, title=None):
+def loss_chart(long, metric_name, height=340, color="split", dash=None, title=None):
     """An interactive altair line chart (zoom/pan, tooltips) of one metric of :func:`history_long` data.
 
     ``color`` and ``dash`` name the columns that set line colour and stroke dash (e.g. ``model`` and
@@ -641,16 +688,25 @@ def loss_chart(long, metric_name, height=260, color="split", dash=None, title=No
     enc = {
         "x": alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
         "y": alt.Y("value:Q", title="nats per image", scale=alt.Scale(zero=False)),
-        "color": alt.Color(f"{color}:N", title=color),
+        "color": alt.Color(f"{color}:N", title=color, scale=alt.Scale(scheme="tableau10"),
+                           legend=alt.Legend(orient="bottom", direction="horizontal")),
         "tooltip": [c for c in ("model", "split", "epoch") if c in data.columns] + [alt.Tooltip("value:Q", format=".2f")],
     }
+    chart_title = title or METRIC_TITLES.get(metric_name, metric_name)
     if dash:
-        enc["strokeDash"] = alt.StrokeDash(f"{dash}:N", title=dash)
+        # Legend symbols of dashes do not render under Streamlit's theme: the subtitle says it instead.
+        values = sorted(data[dash].unique()) if dash in data else []
+        patterns = [[1, 0], [6, 4], [2, 2], [8, 3, 2, 3]]
+        enc["strokeDash"] = alt.StrokeDash(f"{dash}:N", legend=None, scale=alt.Scale(
+            domain=values, range=[patterns[i % len(patterns)] for i in range(len(values))]))
+        names = ("solid", "dashed", "dotted", "dash-dot")
+        subtitle = " · ".join(f"{names[i % len(names)]}: {v}" for i, v in enumerate(values))
+        chart_title = alt.TitleParams(chart_title, subtitle=subtitle, anchor="start")
     return (
-        alt.Chart(data, title=title or METRIC_TITLES.get(metric_name, metric_name))
+        alt.Chart(data, title=chart_title)
         .mark_line(point=True)
         .encode(**enc)
-        .properties(height=height)
+        .properties(height=height, width="container")
         .interactive()
     )
 
@@ -665,11 +721,11 @@ def latent_chart(frame, titles, height=420):
         .encode(
             x=alt.X("x:Q", title=titles[0]),
             y=alt.Y("y:Q", title=titles[1] or None),
-            color=alt.Color("label:N", title="label", sort="ascending"),
+            color=alt.Color("label:N", title="label", sort="ascending", scale=alt.Scale(scheme="tableau10")),
             tooltip=[alt.Tooltip("image:Q", title="test image #"), "label:N",
                      alt.Tooltip("x:Q", format=".2f"), alt.Tooltip("y:Q", format=".2f")],
         )
-        .properties(height=height)
+        .properties(height=height, width="container")
         .interactive()
     )
 
@@ -685,5 +741,5 @@ def kl_chart(kl, height=200):
         .mark_bar()
         .encode(x=alt.X("dim:O", title="latent dim"), y=alt.Y("KL (nats):Q"),
                 tooltip=["dim:O", alt.Tooltip("KL (nats):Q", format=".3f")])
-        .properties(height=height)
+        .properties(height=height, width="container")
     )

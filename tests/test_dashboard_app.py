@@ -1,0 +1,405 @@
+"""Tests of dashboard/app.py through streamlit.testing.v1.AppTest (no browser).
+
+The models folder (fixture ``dashboard_models_dir`` in conftest.py) holds tiny exported models
+(``tiny/1``, ``tiny/2``: 28x28x1, 2-D latent; ``tinycond/1``: the same, conditional on 10 classes;
+``tinyrgb/1``: 8x8x3 colour, 3-D latent, the newest) and three
+broken folders (``broken/1``, ``nopb/1``, ``corrupt/1``).
+"""
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+def make_app(models_dir, monkeypatch, model=None, page=None):
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    if model:
+        at.session_state["model"] = model
+    if page:
+        at.session_state["page"] = page
+    at.run()
+    assert_ok(at)
+    return at
+
+
+def assert_ok(at):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def goto(at, page):
+    """Opens a tab as a click would: the tabs are bound to the ``page`` query parameter (shareable links)."""
+    at.session_state["page"] = page
+    at.query_params["page"] = page
+    at.run()
+    assert_ok(at)
+    return at
+
+
+def rerun(at):
+    at.run()
+    assert_ok(at)
+    return at
+
+
+def charts(at):
+    return at.get("vega_lite_chart")
+
+
+def chart_spec(chart):
+    return json.loads(chart.proto.spec)
+
+
+def images(at):
+    """Every image URL on the page (AppTest serves them content-addressed, so new pixels = new URL)."""
+    return [url for img in at.image for url in img.value]
+
+
+def page(at):
+    """The open tab (pages are lazy tabs: only the open one has content)."""
+    return next(t for t in at.tabs if t.children)
+
+
+def captions(at):
+    return [c.value for c in page(at).caption]
+
+
+def widget(widgets, key):
+    return next(w for w in widgets if w.key == key)
+
+
+@pytest.fixture
+def app(dashboard_models_dir, monkeypatch):
+    return make_app(dashboard_models_dir, monkeypatch, model="tiny/2")
+
+
+# ------------------------------------------------------------------------------------------------
+# The models list
+# ------------------------------------------------------------------------------------------------
+
+
+def test_sidebar_lists_models_newest_first_and_broken_folders_with_reasons(dashboard_models_dir, monkeypatch):
+    at = make_app(dashboard_models_dir, monkeypatch)
+    sidebar_text = " ".join(m.value for m in at.sidebar.markdown)
+    assert str(dashboard_models_dir) in " ".join(c.value for c in at.sidebar.caption)
+    for label in ("tiny/2", "tiny/1", "tinycond/1", "tinyrgb/1"):
+        assert f"**{label}**" in sidebar_text
+    assert sidebar_text.index("**tiny/2**") < sidebar_text.index("**tiny/1**")
+    assert "mnist-10k · z=2 · test NLL" in sidebar_text
+    assert at.sidebar.selectbox[0].options == ["tiny/2", "tiny/1", "tinycond/1", "tinyrgb/1"]
+    warnings = {w.value.split("**")[1]: w.value for w in at.sidebar.warning}
+    assert set(warnings) == {"broken/1", "nopb/1", "corrupt/1"}
+    assert "model_card.json" in warnings["broken/1"]
+    assert "no saved_model.pb" in warnings["nopb/1"]
+    assert "not a loadable SavedModel" in warnings["corrupt/1"]
+    # The most recently exported model is shown by default.
+    assert at.sidebar.selectbox[0].value == "tinyrgb/1" and at.title[0].value == "tinyrgb/1"
+
+
+def test_switching_models(app):
+    assert app.title[0].value == "tiny/2"
+    app.sidebar.selectbox[0].select("tiny/1")
+    rerun(app)
+    assert app.title[0].value == "tiny/1"
+    assert "latent dim 2" in app.main.caption[0].value and "trained on mnist-10k" in app.main.caption[0].value
+
+
+def test_empty_models_folder_shows_how_to_train(tmp_path, monkeypatch):
+    at = make_app(tmp_path, monkeypatch)
+    text = " ".join(c.value for c in at.code) + " ".join(i.value for i in at.info)
+    assert "vae-keras train --dataset mnist-10k --epochs 5" in text
+    assert str(tmp_path) in text
+    assert not at.tabs
+
+
+def test_missing_models_folder_says_so(tmp_path, monkeypatch):
+    at = make_app(tmp_path / "nothing-here", monkeypatch)
+    assert "does not exist" in at.warning[0].value
+    assert "vae-keras train --dataset mnist-10k --epochs 5" in at.code[0].value
+
+
+def test_folder_with_only_broken_models(tmp_path, monkeypatch):
+    (tmp_path / "junk" / "1").mkdir(parents=True)
+    (tmp_path / "junk" / "1" / "saved_model.pb").write_bytes(b"junk")
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "None of the 1 model folder(s)" in at.error[0].value
+    assert "junk/1" in at.sidebar.warning[0].value
+
+
+# ------------------------------------------------------------------------------------------------
+# Pages
+# ------------------------------------------------------------------------------------------------
+
+
+def test_overview_shows_everything_at_once(app):
+    assert [t.label for t in app.tabs] == ["Overview", "Reconstructions", "Random samples", "Loss curves",
+                                           "Latent space", "Compare"]
+    assert [h.value for h in app.main.subheader] == ["Reconstructions", "Random samples", "Loss curves", "Latent space"]
+    assert len(images(app)) == 2
+    kinds = sorted(chart_spec(c)["mark"]["type"] for c in charts(app))
+    assert kinds == ["circle", "line"]
+    assert {m.label for m in app.metric} >= {"Test NLL", "Final train loss", "Final val loss"}
+
+
+def test_reconstructions_page_and_its_controls(app):
+    goto(app, "Reconstructions")
+    pairs = app.image[0]
+    assert len(pairs.value) == 16
+    assert all(" · error " in c for c in pairs.captions)
+    assert "binary cross-entropy" in " ".join(captions(app))
+    first = pairs.value
+
+    widget(app.slider, "rec_n").set_value(8)
+    rerun(app)
+    assert len(app.image[0].value) == 8
+
+    widget(app.number_input, "rec_seed").set_value(5)
+    rerun(app)
+    assert len(app.image[0].value) == 8 and app.image[0].value != first[:8]
+
+    widget(app.selectbox, "rec_which").select("worst reconstructed")
+    rerun(app)
+    errors = [float(c.rsplit("error ", 1)[1]) for c in app.image[0].captions]
+    assert errors == sorted(errors, reverse=True)
+    assert widget(app.number_input, "rec_seed").disabled
+
+
+def png_bytes(array):
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_uploads_are_reconstructed_or_refused_with_a_message(app):
+    goto(app, "Reconstructions")
+    digit = np.zeros((100, 80), np.uint8)
+    digit[20:80, 35:45] = 255
+    truncated = png_bytes(np.zeros((64, 64), np.uint8))[:50]
+    uploader = app.file_uploader[0]
+    assert set(uploader.allowed_type) >= {".png", ".jpg", ".jpeg"}
+    uploader.set_value([("one.png", png_bytes(digit), "image/png"),
+                        ("notes.png", b"just some text", "image/png"),
+                        ("cut.png", truncated, "image/png"),
+                        ("huge.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (6 * 1024 * 1024), "image/png")])
+    app.run()
+    assert not app.exception
+    messages = [e.value for e in app.error]
+    assert len(messages) == 3
+    assert any("'notes.png' is not a PNG or JPEG" in m for m in messages)
+    assert any("'cut.png' cannot be decoded" in m for m in messages)
+    assert any("'huge.png' is 6.0 MB; uploads are limited to 5 MB" in m for m in messages)
+    uploaded = app.image[-1]
+    assert len(uploaded.value) == 1 and uploaded.captions[0].startswith("one.png · error ")
+    before = uploaded.value
+
+    widget(app.checkbox, "upload_invert").check()
+    app.run()
+    assert app.image[-1].value != before  # the inverted image is another input
+
+
+def test_samples_controls_change_the_picture(app):
+    goto(app, "Random samples")
+    seen = {images(app)[0]}
+
+    def changed():
+        rerun(app)
+        url = images(app)[0]
+        assert url not in seen
+        seen.add(url)
+
+    widget(app.number_input, "sample_seed").set_value(7)
+    changed()
+    widget(app.slider, "sample_n").set_value(10)
+    changed()
+    assert "10 samples" in captions(app)[0]
+    widget(app.slider, "sample_t").set_value(0.5)
+    changed()
+    assert "`decode` signature" in captions(app)[0]
+    widget(app.button, "sample_again").click()
+    changed()
+    assert widget(app.number_input, "sample_seed").value == 8
+    assert "seed 8" in captions(app)[0]
+
+
+def test_controls_survive_a_page_switch(app):
+    goto(app, "Random samples")
+    widget(app.slider, "sample_n").set_value(12)
+    rerun(app)
+    goto(app, "Loss curves")
+    goto(app, "Random samples")
+    assert widget(app.slider, "sample_n").value == 12
+
+
+def test_loss_curves_page(app, dashboard_models_dir):
+    goto(app, "Loss curves")
+    card = json.loads((dashboard_models_dir / "tiny" / "2" / "assets.extra" / "model_card.json").read_text())
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Test NLL"] == f"{card['metrics']['test_nll']:.2f}"
+    assert metrics["Final val loss"] == f"{card['metrics']['final_val_loss']:.2f}"
+    specs = [chart_spec(c) for c in charts(app)]
+    lines = [s for s in specs if s["mark"]["type"] == "line"]
+    assert [s["title"] for s in lines] == ["Loss (negative ELBO)", "Reconstruction  −log p(x|z)", "KL(q(z|x) ‖ p(z))"]
+    assert all(s["encoding"]["color"]["field"] == "split" for s in lines)
+    assert any(s["mark"]["type"] == "bar" for s in specs)  # test KL per latent dimension
+    assert app.dataframe[0].value["epoch"].tolist() == [1, 2, 3]
+
+
+def test_latent_space_page_2d(app):
+    goto(app, "Latent space")
+    specs = [chart_spec(c) for c in charts(app)]
+    assert specs[0]["mark"]["type"] == "circle" and specs[0]["encoding"]["x"]["title"] == "z₁"
+    assert [h.value for h in app.main.subheader] == ["Test images' posterior means", "Decoded manifold",
+                                                 "Latent traversals", "Interpolation between two test images"]
+    manifold, traversal, strip = images(app)
+
+    widget(app.slider, "manifold_n").set_value(6)
+    rerun(app)
+    assert images(app)[0] != manifold and images(app)[1:] == [traversal, strip]
+
+    widget(app.multiselect, "trav_dims").set_value([1])
+    rerun(app)
+    assert images(app)[1] != traversal
+    assert "Rows: dim 1 (KL" in captions(app)[2]
+
+    widget(app.selectbox, "trav_centre").select("a test image's z_mean")
+    rerun(app)
+    widget(app.number_input, "trav_image").set_value(3)
+    rerun(app)
+    assert "test image #3's z_mean" in captions(app)[2]
+
+    widget(app.number_input, "interp_b").set_value(5)
+    rerun(app)
+    assert images(app)[2] != strip
+    assert "#0" in captions(app)[-1] and "#5" in captions(app)[-1]
+
+    widget(app.multiselect, "trav_dims").set_value([])
+    rerun(app)
+    assert any("at least one latent dimension" in i.value for i in app.info)
+
+
+def test_model_dependent_controls_reset_on_a_model_switch(dashboard_models_dir, monkeypatch):
+    at = make_app(dashboard_models_dir, monkeypatch, model="tinyrgb/1", page="Latent space")
+    assert widget(at.multiselect, "trav_dims").value == [0, 1, 2]
+    widget(at.multiselect, "trav_dims").set_value([2])  # a dim the 2-D models do not have
+    widget(at.number_input, "interp_b").set_value(19)
+    rerun(at)
+    at.sidebar.selectbox[0].select("tiny/2")
+    rerun(at)
+    assert at.title[0].value == "tiny/2"
+    assert widget(at.multiselect, "trav_dims").value == [0, 1]
+    assert widget(at.number_input, "interp_b").value == 1
+    assert len(images(at)) == 3
+
+
+def test_latent_space_page_colour_model_uses_pca(dashboard_models_dir, monkeypatch):
+    at = make_app(dashboard_models_dir, monkeypatch, model="tinyrgb/1", page="Latent space")
+    scatter = chart_spec(charts(at)[0])
+    assert scatter["encoding"]["x"]["title"].startswith("PC 1")
+    assert "principal components" in captions(at)[0]
+    assert [h.value for h in at.main.subheader] == ["Test images' posterior means", "Information per latent dimension",
+                                               "Latent traversals", "Interpolation between two test images"]
+    assert len(images(at)) == 2  # traversal and interpolation; no manifold above 2-D
+    goto(at, "Reconstructions")
+    assert page(at).label == "Reconstructions"
+    assert len(at.image[0].value) == 16
+    assert "squared error" in " ".join(captions(at))
+    assert any("red-ish" in c for c in at.image[0].captions)
+
+
+def test_conditional_model_pages_pick_a_class(dashboard_models_dir, monkeypatch):
+    at = make_app(dashboard_models_dir, monkeypatch, model="tinycond/1")
+    assert "one class per column" in page(at).image[1].captions[0]
+    goto(at, "Random samples")
+    every = images(at)[0]
+    assert "every class in turn" in captions(at)[0]
+    widget(at.selectbox, "sample_class").select(3)
+    rerun(at)
+    assert images(at)[0] != every and "of class 3" in captions(at)[0]
+
+    goto(at, "Latent space")
+    manifold = images(at)[0]
+    widget(at.selectbox, "latent_class").select(7)
+    rerun(at)
+    assert images(at)[0] != manifold
+
+    goto(at, "Reconstructions")  # test images are reconstructed with their own labels
+    assert len(at.image[0].value) == 16
+    at.file_uploader[0].set_value(("d.png", png_bytes(np.full((28, 28), 200, np.uint8)), "image/png"))
+    rerun(at)
+    first = at.image[-1].value
+    widget(at.selectbox, "upload_class").select(5)
+    rerun(at)
+    assert at.image[-1].value != first
+
+
+def test_compare_page(app):
+    goto(app, "Compare")
+    chosen = widget(app.multiselect, "compare_models")
+    assert chosen.value == ["tiny/2", "tiny/1", "tinycond/1", "tinyrgb/1"]
+    table = app.dataframe[0].value
+    assert list(table.index) == chosen.value and "test NLL (nats)" in table.columns
+    overlay = chart_spec(charts(app)[0])
+    assert overlay["encoding"]["color"]["field"] == "model" and overlay["encoding"]["strokeDash"]["field"] == "split"
+    # tiny/1, tiny/2 and tinycond/1 share mnist-10k: input row + one row each; tinyrgb/1 has its own group.
+    row_labels = [m.value for m in page(app).markdown if m.value.startswith("**")]
+    assert row_labels == ["**mnist-10k** (28×28×1)", "**input**", "**tiny/2**", "**tiny/1**", "**tinycond/1**",
+                          "**colour.npz** (8×8×3)", "**input**", "**tinyrgb/1**"]
+    urls = images(app)
+    assert len(urls) == 6 and len(set(urls)) == 6
+
+    widget(app.selectbox, "compare_metric").select("kl")
+    rerun(app)
+    assert chart_spec(charts(app)[0])["title"]["text"] == "KL(q(z|x) ‖ p(z))"
+
+    widget(app.multiselect, "compare_models").set_value(["tiny/2"])
+    rerun(app)
+    assert "two or more" in app.info[0].value
+
+
+def test_every_page_of_every_model_renders(dashboard_models_dir, monkeypatch):
+    at = make_app(dashboard_models_dir, monkeypatch)
+    for model in at.sidebar.selectbox[0].options:
+        at.sidebar.selectbox[0].select(model)
+        for page in [t.label for t in at.tabs]:
+            goto(at, page)
+            assert images(at) or charts(at), (model, page)
+
+
+def test_models_dir_env_var_is_read_at_each_run(dashboard_models_dir, dashboard_single_model_dir, monkeypatch):
+    at = make_app(dashboard_single_model_dir, monkeypatch)
+    assert at.sidebar.selectbox[0].options == ["tiny/1"] and not at.sidebar.warning
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", os.fspath(dashboard_models_dir))
+    rerun(at)
+    assert len(at.sidebar.selectbox[0].options) == 4
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "/etc", "tiny/../../..", "broken/1"])
+def test_a_model_name_in_the_url_cannot_leave_the_models_folder(dashboard_models_dir, monkeypatch, name):
+    """Only listed, loadable NAME/VERSION folders can be shown, whatever the link says."""
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = name
+    at.run()
+    assert not at.exception
+    assert at.title[0].value in {"tiny/1", "tiny/2", "tinycond/1", "tinyrgb/1"}
+
+
+def test_a_model_name_in_the_url_selects_that_model(dashboard_models_dir, monkeypatch):
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "tiny/1"
+    at.run()
+    assert at.title[0].value == "tiny/1"  # (the default would be the newest, tinyrgb/1)

@@ -1,0 +1,194 @@
+"""The dashboard in a real browser: `streamlit run` on a free localhost port, headless Chromium via Playwright.
+
+Artifacts (test-artifacts/, ignored by git): ``dashboard.png`` (full page, Overview tab),
+``dashboard-<page>.png`` for the other pages, and ``dashboard-timings.json`` with the measured
+page-switch and control-change latencies (informative only: nothing asserts on time).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+APP = REPO_ROOT / "dashboard" / "app.py"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+WIDTH = 1400
+
+pytestmark = pytest.mark.browser
+
+
+def skip_without_chromium():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make system-deps) to run the browser test")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(url, proc, log_path, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with code {proc.returncode}:\n{Path(log_path).read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"streamlit did not answer on {url} within {timeout} s:\n{Path(log_path).read_text()[-3000:]}")
+
+
+@pytest.fixture
+def dashboard_url(dashboard_models_dir, tmp_path):
+    """A `streamlit run dashboard/app.py` server on the tiny models; always terminated afterwards."""
+    skip_without_chromium()
+    port = free_port()
+    env = dict(os.environ, VAE_KERAS_MODELS_DIR=str(dashboard_models_dir))
+    log_path = tmp_path / "streamlit.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_until_serving(url, proc, log_path)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def full_page_screenshot(page, path):
+    """Streamlit scrolls inside its main section, so grow the viewport to the content, then shoot."""
+    measure = ("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+               "[data-testid=stMainBlockContainer], [data-testid=stSidebarContent]')].map(e => e.scrollHeight), 600)")
+    height = 0
+    for _ in range(4):  # the layout may grow once the viewport does (charts sized to their container)
+        new = int(page.evaluate(measure)) + 80
+        if new <= height:
+            break
+        height = new
+        page.set_viewport_size({"width": WIDTH, "height": height})
+        page.wait_for_timeout(600)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": WIDTH, "height": 900})
+
+
+def panel(page):
+    return page.locator("[data-testid=stTabPanel]:visible")
+
+
+def loaded_images(locator):
+    """How many <img> under the locator have really loaded (decoded, non-zero size)."""
+    return locator.locator("img").evaluate_all("els => els.filter(e => e.complete && e.naturalWidth > 0).length")
+
+
+def wait_idle(page):
+    """Waits until Streamlit has finished the current run (no 'running' status widget)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=30000)
+
+
+def open_tab(page, name, timings):
+    start = time.perf_counter()
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_function(
+        "name => { const t = [...document.querySelectorAll('[role=tab]')].find(e => e.textContent.trim() === name);"
+        " return t && t.getAttribute('aria-selected') === 'true'; }", arg=name)
+    wait_idle(page)
+    panel(page).locator("[data-testid=stImage] img, [data-testid=stVegaLiteChart] svg, "
+                        "[data-testid=stVegaLiteChart] canvas").first.wait_for(state="visible", timeout=30000)
+    timings[f"switch to {name} (s)"] = round(time.perf_counter() - start, 3)
+
+
+def test_dashboard_in_chromium(dashboard_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    timings = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 900})
+            start = time.perf_counter()
+            page.goto(dashboard_url + "?model=tiny%2F2")
+            main = page.locator("[data-testid=stMain]")
+            expect(main.get_by_role("heading", name="tiny/2")).to_be_visible(timeout=90000)
+
+            # Overview: reconstructions, samples, the loss chart and the latent scatter, all visible.
+            for name in ("Reconstructions", "Random samples", "Loss curves", "Latent space"):
+                expect(panel(page).get_by_role("heading", name=name)).to_be_visible(timeout=60000)
+            overview_images = panel(page).locator("[data-testid=stImage]")
+            expect(overview_images).to_have_count(2, timeout=60000)
+            charts = panel(page).locator("[data-testid=stVegaLiteChart]")
+            expect(charts).to_have_count(2)
+            expect(charts.first.locator("svg, canvas").first).to_be_visible(timeout=30000)
+            wait_idle(page)
+            timings["first load (s)"] = round(time.perf_counter() - start, 3)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('[data-testid=stTabPanel] [data-testid=stImage] img')]"
+                ".filter(e => e.complete && e.naturalWidth > 0).length >= 2", timeout=30000)
+            # The sidebar names the broken folders with their reasons.
+            sidebar = page.locator("[data-testid=stSidebar]")
+            for label in ("broken/1", "nopb/1", "corrupt/1"):
+                expect(sidebar.get_by_text(label)).to_be_visible()
+            full_page_screenshot(page, ARTIFACTS / "dashboard.png")
+
+            # Reconstructions: 16 test-image/reconstruction pairs with their errors.
+            open_tab(page, "Reconstructions", timings)
+            expect(panel(page).locator("[data-testid=stImageCaption]")).to_have_count(16, timeout=30000)
+            expect(panel(page).get_by_text("error", exact=False).first).to_be_visible()
+            assert loaded_images(panel(page).locator("[data-testid=stImage]").first) >= 1
+            full_page_screenshot(page, ARTIFACTS / "dashboard-reconstructions.png")
+
+            # Random samples: "Draw again" changes the picture.
+            open_tab(page, "Random samples", timings)
+            samples = panel(page).locator("[data-testid=stImage] img").first
+            expect(samples).to_be_visible()
+            before = samples.get_attribute("src")
+            start = time.perf_counter()
+            panel(page).get_by_role("button", name="Draw again").click()
+            page.wait_for_function(
+                "before => { const i = document.querySelector('[data-testid=stTabPanel]:not([hidden]) "
+                "[data-testid=stImage] img'); return i && i.getAttribute('src') !== before && i.complete; }",
+                arg=before, timeout=30000)
+            timings["'Draw again' to new samples (s)"] = round(time.perf_counter() - start, 3)
+            expect(panel(page).get_by_text("seed 1,", exact=False)).to_be_visible()
+            full_page_screenshot(page, ARTIFACTS / "dashboard-samples.png")
+
+            # Loss curves: three vega charts drawn.
+            open_tab(page, "Loss curves", timings)
+            expect(panel(page).locator("[data-testid=stVegaLiteChart]")).to_have_count(4, timeout=30000)
+            expect(panel(page).locator("[data-testid=stMetric]").first).to_be_visible()
+            full_page_screenshot(page, ARTIFACTS / "dashboard-loss-curves.png")
+
+            open_tab(page, "Latent space", timings)
+            expect(panel(page).locator("[data-testid=stImage]")).to_have_count(3, timeout=30000)
+            full_page_screenshot(page, ARTIFACTS / "dashboard-latent-space.png")
+
+            open_tab(page, "Compare", timings)
+            full_page_screenshot(page, ARTIFACTS / "dashboard-compare.png")
+            open_tab(page, "Overview", timings)
+        finally:
+            browser.close()
+    (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    print(json.dumps(timings, indent=2))
