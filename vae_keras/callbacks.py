@@ -13,7 +13,8 @@ from vae_keras.errors import ConfigError, VaeKerasError
 
 CHECKPOINT_STATE = "state.json"
 # Options that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = frozenset({"epochs", "time_limit", "verbose", "tensorboard", "out", "name", "checkpoint_dir", "eval_iw_samples"})
+RESUMABLE_CHANGES = frozenset({"epochs", "time_limit", "verbose", "tensorboard", "out", "name", "checkpoint_dir", "eval_iw_samples",
+                               "distribute"})
 
 
 class TrainingDivergedError(VaeKerasError):

@@ -115,6 +115,9 @@ def build_parser():
     t.add_argument("--name", help="model name (default: from the dataset)")
     t.add_argument("--tensorboard", metavar="LOGDIR", help="write TensorBoard logs here")
     t.add_argument("--verbose", type=int, choices=[0, 1, 2], help="Keras verbosity (default: progress bar on a terminal)")
+    t.add_argument("--distribute", choices=["none", "mirrored", "multi-worker"],
+                   help="tf.distribute strategy: mirrored (all local GPUs), multi-worker (cluster from TF_CONFIG; "
+                        "run the same command on every worker); default none")
 
     e = sub.add_parser("evaluate", help="test ELBO, importance-weighted log-likelihood, KL and active units")
     e.add_argument("model_dir", metavar="MODEL_DIR", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION")
@@ -150,6 +153,9 @@ def _train(args):
     values.update({k: v for k, v in vars(args).items() if k not in skip and v is not None})
     config = training.TrainConfig.from_dict(values)
     result = training.train(config)
+    if result["export_path"] is None:  # a multi-worker run's non-chief worker
+        print("Worker finished; the chief worker exports the model.")
+        return 0
     m = result["metrics"]
     print(f"Exported {result['export_path']}")
     if "test_nll" in m:

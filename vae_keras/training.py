@@ -12,6 +12,7 @@ import os
 import keras
 
 from vae_keras import callbacks as callbacks_lib
+from vae_keras import distribute as distribute_lib
 from vae_keras.errors import ConfigError, VaeKerasError
 
 BINARIZE_CHOICES = ("auto", "dynamic", "none")
@@ -61,6 +62,7 @@ class TrainConfig:
     name: str | None = None
     tensorboard: str | None = None
     verbose: str | int = "auto"
+    distribute: str = "none"
 
     @classmethod
     def from_dict(cls, values):
@@ -120,6 +122,7 @@ class TrainConfig:
         choice("binarize", BINARIZE_CHOICES)
         choice("lr_schedule", LR_SCHEDULES)
         choice("objective", ("elbo", "iwae"))
+        choice("distribute", distribute_lib.STRATEGIES)
         if self.hidden is not None:
             if isinstance(self.hidden, str):
                 try:
@@ -213,6 +216,7 @@ def train(config, data=None, callbacks=()):
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     config.validate()
+    run = distribute_lib.setup(config.distribute)  # first: multi-worker must precede other TensorFlow work
     if data is None:
         data = data_lib.load_images(config.dataset)
     name = config.name or default_name(config.dataset)
@@ -228,17 +232,18 @@ def train(config, data=None, callbacks=()):
 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
-    model = build_vae(
-        data.image_shape, latent_dim=config.latent_dim, network=config.model, hidden=config.hidden,
-        likelihood=config.likelihood, beta=config.beta, binarize=binarized,
-        kl_warmup_steps=int(round(config.kl_warmup_epochs * steps_per_epoch)), free_bits=config.free_bits,
-        capacity_max=config.capacity_max, capacity_steps=max(1, int(round(config.capacity_epochs * steps_per_epoch))),
-        capacity_gamma=config.capacity_gamma, objective=config.objective, iw_samples=config.iw_samples,
-        num_classes=num_classes, seed=config.seed,
-    )
-    if config.output_bias_init:
-        model.initialize_output_bias(data_lib.to_float(data.x_train).mean(axis=0))
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch))
+    with run.scope():  # model and optimizer variables mirrored under --distribute
+        model = build_vae(
+            data.image_shape, latent_dim=config.latent_dim, network=config.model, hidden=config.hidden,
+            likelihood=config.likelihood, beta=config.beta, binarize=binarized,
+            kl_warmup_steps=int(round(config.kl_warmup_epochs * steps_per_epoch)), free_bits=config.free_bits,
+            capacity_max=config.capacity_max, capacity_steps=max(1, int(round(config.capacity_epochs * steps_per_epoch))),
+            capacity_gamma=config.capacity_gamma, objective=config.objective, iw_samples=config.iw_samples,
+            num_classes=num_classes, seed=config.seed,
+        )
+        if config.output_bias_init:
+            model.initialize_output_bias(data_lib.to_float(data.x_train).mean(axis=0))
+        model.compile(optimizer=make_optimizer(config, steps_per_epoch))
 
     train_ds = data.pipeline("train", batch_size=config.batch_size, seed=config.seed, with_labels=config.conditional)
     val_ds = data.pipeline("test", batch_size=max(config.batch_size, 256), with_labels=config.conditional,
@@ -247,7 +252,7 @@ def train(config, data=None, callbacks=()):
     checkpoint = None
     initial_epoch, time_offset = 0, 0.0
     if config.checkpoint_dir:
-        checkpoint = callbacks_lib.EpochCheckpoint(config.checkpoint_dir, config.to_dict())
+        checkpoint = run.checkpoint(config.checkpoint_dir, config.to_dict())
         initial_epoch = checkpoint.restore(model)
         if initial_epoch:
             time_offset = checkpoint.history[-1].get("time", 0.0)
@@ -260,7 +265,7 @@ def train(config, data=None, callbacks=()):
     all_callbacks = [callbacks_lib.NaNGuard(), callbacks_lib.EpochTimer(time_offset)]
     all_callbacks += [cb for cb in (time_limit, early_stopping) if cb is not None]
     if config.tensorboard:
-        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=config.tensorboard))
+        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=run.worker_path(config.tensorboard)))
     all_callbacks.extend(callbacks)
     if checkpoint is not None:
         all_callbacks.append(checkpoint)  # last, so it saves the epoch's complete logs
@@ -269,13 +274,15 @@ def train(config, data=None, callbacks=()):
         history = checkpoint.history
     else:
         try:
-            fit = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
+            fit = run.fit(model, train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
                             callbacks=all_callbacks, verbose=config.verbose, shuffle=False)  # the pipeline shuffles
         except KeyboardInterrupt:
             where = (f"The checkpoint in {config.checkpoint_dir!r} keeps every finished epoch; run the same "
                      "command again to resume.") if checkpoint else "Nothing was exported (use --checkpoint-dir to make runs resumable)."
             raise TrainingInterrupted(f"Training interrupted. {where}") from None
         history = checkpoint.history if checkpoint else export.history_rows_from_keras(fit.history)
+    if not run.is_chief:  # multi-worker: only the chief evaluates and exports
+        return run.finish_worker(model, history, checkpoint)
 
     metrics = {f"final_{k}": v for k, v in history[-1].items() if k != "epoch"} if history else {}
     metrics["epochs_trained"] = len(history)
@@ -301,4 +308,5 @@ def train(config, data=None, callbacks=()):
     )
     if checkpoint is not None:
         checkpoint.clear()
+    run.barrier()  # multi-worker: the other workers wait for the export, then all exit together
     return {"model": model, "export_path": path, "history": history, "metrics": metrics}

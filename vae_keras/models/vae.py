@@ -18,6 +18,7 @@ from keras import ops
 
 from vae_keras import likelihoods as likelihoods_lib
 from vae_keras import networks
+from vae_keras.distribute import scale_loss_for_replica
 from vae_keras.errors import ConfigError
 from vae_keras.layers import Sampling
 
@@ -287,6 +288,8 @@ class VAE(keras.Model):
         return losses
 
     def _update_metrics(self, losses, batch_size):
+        # A replica's empty share of a small last batch (tf.distribute) has NaN means: weight 0 must stay 0.
+        losses = {k: ops.where(batch_size > 0, v, 0.0) for k, v in losses.items()}
         self.loss_tracker.update_state(losses["loss"], sample_weight=batch_size)
         self.reconstruction_tracker.update_state(losses["reconstruction"], sample_weight=batch_size)
         self.kl_tracker.update_state(losses["kl"], sample_weight=batch_size)
@@ -309,7 +312,10 @@ class VAE(keras.Model):
         x, label = self._unpack(data)
         with tf.GradientTape() as tape:
             losses = self.compute_vae_losses(x, label, training=True)
-        grads = tape.gradient(losses["loss"], self.trainable_weights)
+            # Under tf.distribute the optimizer sums the replicas' gradients: weight each replica's
+            # batch mean by its share of the global batch (a no-op on one device).
+            loss = scale_loss_for_replica(losses["loss"], ops.shape(x)[0])
+        grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         logs = self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
         # Schedules (KL weight, capacity target), logged per epoch at the epoch's last step.
