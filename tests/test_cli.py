@@ -205,3 +205,11 @@ def test_mnist_10k_five_epochs_reaches_the_nll_target(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["num_images"] == 2000 and result["test_binarized"] is True
     assert result["nll"] < 135, result
+
+
+def test_a_time_limit_without_epochs_trains_until_the_limit():
+    from vae_keras.training import DEFAULT_EPOCHS, UNTIL_TIME_LIMIT, TrainConfig
+
+    assert TrainConfig().max_epochs == DEFAULT_EPOCHS == 30
+    assert TrainConfig(time_limit=60).max_epochs == UNTIL_TIME_LIMIT
+    assert TrainConfig(time_limit=60, epochs=7).max_epochs == 7

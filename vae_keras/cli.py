@@ -89,7 +89,7 @@ def build_parser():
                    help="train a conditional VAE q(z|x,y), p(x|z,y) on the dataset's labels")
     t.add_argument("--binarize", choices=["auto", "dynamic", "none"],
                    help="dynamic: resample binary pixels every batch; auto (default): dynamic for one-channel images with bernoulli")
-    t.add_argument("--epochs", type=_positive_int, help="maximum number of epochs (default 30)")
+    t.add_argument("--epochs", type=_positive_int, help="maximum number of epochs (default: 30, or as many as --time-limit allows)")
     t.add_argument("--time-limit", type=_finite_float, help="stop cleanly after this many seconds of training, then evaluate and export")
     t.add_argument("--batch-size", type=_positive_int, help="batch size (default 64)")
     t.add_argument("--learning-rate", type=_finite_float, help="Adam learning rate (default 1e-3)")

@@ -17,6 +17,8 @@ from vae_keras.errors import ConfigError, VaeKerasError
 
 BINARIZE_CHOICES = ("auto", "dynamic", "none")
 LR_SCHEDULES = ("constant", "cosine")
+DEFAULT_EPOCHS = 30
+UNTIL_TIME_LIMIT = 1_000_000  # "epochs" when only --time-limit ends training
 TEST_BINARIZE_SEED = 0  # the test split is binarized once with this seed, for every model alike
 
 
@@ -38,7 +40,7 @@ class TrainConfig:
     latent_dim: int = 32
     likelihood: str = "bernoulli"
     binarize: str = "auto"
-    epochs: int = 30
+    epochs: int | None = None  # None: DEFAULT_EPOCHS, or until --time-limit when one is given
     time_limit: float | None = None
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -74,6 +76,13 @@ class TrainConfig:
         config.validate()
         return config
 
+    @property
+    def max_epochs(self):
+        """--epochs if given; else train until --time-limit, or DEFAULT_EPOCHS without one."""
+        if self.epochs is not None:
+            return self.epochs
+        return UNTIL_TIME_LIMIT if self.time_limit else DEFAULT_EPOCHS
+
     def to_dict(self):
         d = dataclasses.asdict(self)
         if d["hidden"] is not None:
@@ -98,8 +107,10 @@ class TrainConfig:
             if v not in choices:
                 raise ConfigError(f"{name.replace('_', '-')} must be one of {list(choices)}. Received: {v!r}")
 
-        for name in ("latent_dim", "epochs", "batch_size", "iw_samples"):
+        for name in ("latent_dim", "batch_size", "iw_samples"):
             positive_int(name)
+        if self.epochs is not None:
+            positive_int("epochs")
         for name in ("beta", "kl_warmup_epochs", "free_bits", "learning_rate", "capacity_max", "capacity_epochs", "capacity_gamma"):
             non_negative(name)
         non_negative("time_limit", allow_none=True)
@@ -181,7 +192,7 @@ def resolve_binarize(config, image_shape):
 def make_optimizer(config, steps_per_epoch):
     lr = config.learning_rate
     if config.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.05)
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, (config.epochs or DEFAULT_EPOCHS) * steps_per_epoch), alpha=0.05)
     return keras.optimizers.Adam(learning_rate=lr, global_clipnorm=config.clip_norm)
 
 
@@ -270,11 +281,11 @@ def train(config, data=None, callbacks=()):
     if checkpoint is not None:
         all_callbacks.append(checkpoint)  # last, so it saves the epoch's complete logs
 
-    if initial_epoch >= config.epochs:
+    if initial_epoch >= config.max_epochs:
         history = checkpoint.history
     else:
         try:
-            fit = run.fit(model, train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
+            fit = run.fit(model, train_ds, validation_data=val_ds, epochs=config.max_epochs, initial_epoch=initial_epoch,
                             callbacks=all_callbacks, verbose=config.verbose, shuffle=False)  # the pipeline shuffles
         except KeyboardInterrupt:
             where = (f"The checkpoint in {config.checkpoint_dir!r} keeps every finished epoch; run the same "
