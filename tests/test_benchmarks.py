@@ -1,0 +1,56 @@
+"""Smoke test of the benchmark harness: `python -m benchmarks.run --quick` end to end (~30 s).
+
+It trains the three models for 2 s on mnist-10k, scores their snapshots, measures throughput,
+serving and evaluation cost with tiny settings, and checks the structure of what it writes.
+"""
+
+import json
+import math
+import os
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
+    sys.path.insert(0, REPO_ROOT)
+
+
+def test_quick_benchmark_writes_complete_results(tmp_path):
+    from benchmarks import run
+
+    run.main(["--quick", "--output-dir", str(tmp_path)])
+
+    assert {p.name for p in tmp_path.iterdir()} >= {"results.json", "RESULTS.md", "nll_vs_time.png"}
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["settings"]["quick"] is True
+    assert results["machine"]["nproc"] >= 1 and results["machine"]["tensorflow"]
+
+    checkpoints = results["settings"]["checkpoints"]
+    runs = results["datasets"]["mnist-10k"]["runs"]
+    assert set(runs) == {"vae_keras", "keras_example", "burda2016"}
+    for name, r in runs.items():
+        assert [p["checkpoint"] for p in r["points"]] == checkpoints, name
+        assert all(math.isfinite(p["nll"]) and p["nll"] > 0 for p in r["points"]), name
+        # The IW bound is at least as tight as the ELBO (both estimated with the same samples).
+        assert r["points"][-1]["nll"] <= -r["points"][-1]["elbo"] + 1e-3, name
+        assert r["train_seconds"] <= results["settings"]["budget"] + 30, name
+    # vae_keras's run is the CLI's default configuration, only the time limit set.
+    assert runs["vae_keras"]["config"]["time_limit"] == results["settings"]["budget"]
+    assert runs["vae_keras"]["config"]["model"] == "mlp"
+    comparison = results["datasets"]["mnist-10k"]["comparison"]
+    assert comparison["better_baseline"] in {"keras_example", "burda2016"}
+    assert math.isfinite(comparison["margin_nats"])
+
+    throughput = results["throughput"]["variants"]
+    assert throughput["plain_keras_example"]["median"] > 0 and throughput["vae_keras"]["median"] > 0
+    assert results["throughput"]["ratio_vae_keras_vs_plain"] > 0
+
+    serving = results["serving"]
+    assert serving["vae_keras_imported"] is False  # loaded as a TF Serving client would
+    assert serving["images_per_second_median"] > 0 and 0 < serving["latency_ms_median"] <= serving["latency_ms_p90"]
+
+    evaluation = results["evaluation"]
+    assert evaluation["seconds"] >= 0 and evaluation["peak_rss_during_mb"] > 0 and math.isfinite(evaluation["nll"])
+
+    markdown = (tmp_path / "RESULTS.md").read_text()
+    assert "NLL @ 2 s" in markdown and "nll_vs_time.png" in markdown and "ratio vs plain" in markdown
+    assert (tmp_path / "nll_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
