@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,20 +51,11 @@ def _child(spec):
                    "num_params": int(sum(w.size for w in result["model"].get_weights()))}, f)
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def run_variant(name, workers, args, workdir, repeat):
     """Starts the process(es) of one variant, waits, and returns the chief's result dict."""
-    ports = _free_ports(workers)
+    from vae_keras.distribute import free_loopback_ports
+
+    ports = free_loopback_ports(workers)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     results = []

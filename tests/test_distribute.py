@@ -19,7 +19,6 @@ MultiWorkerMirroredStrategy created before TensorFlow initialises, which the tes
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -165,17 +164,6 @@ def _env(**extra):
     env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT + os.pathsep + env.get("PYTHONPATH", ""))
     env.update(extra)
     return env
-
-
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _spawn(script_path, spec, env, log_path):
@@ -330,7 +318,7 @@ def test_two_workers_match_single_process(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER_SCRIPT)
     base = {"n_train": 300, "n_test": 100, "sgd_lr": 2e-3, "config": SMALL_CONFIG}
-    ports = _free_ports(2)
+    ports = distribute.free_loopback_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     try:
