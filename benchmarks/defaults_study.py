@@ -13,6 +13,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -104,6 +105,7 @@ def run_study(dataset, budget, names, iw_samples, test_images, seed=0):
         rows[name] = run
         log(f"{name}: " + ", ".join(f"{p['checkpoint']:g}s={p['nll']:.2f}" for p in run["points"])
             + f" ({run['epochs_trained']} epochs, {run['points'][-1]['images_seen']:,} images)")
+    shutil.rmtree(out_root, ignore_errors=True)  # the exports were only a side effect of train()
     return {"dataset": dataset, "budget": budget, "checkpoints": checkpoints, "iw_samples": iw_samples,
             "test_images": int(len(x_test)), "candidates": rows}
 
