@@ -50,6 +50,8 @@ class TestTrain:
         card = exported.read_card(path)
         assert card["dataset"].endswith("digits.npz") and card["latent_dim"] == 4
         assert card["metrics"]["epochs_trained"] == 2 and card["metrics"]["test_iw_samples"] == 5
+        assert card["metrics"]["validation_data"] == "test split (100 images)"
+        assert card["metrics"]["test_num_images"] == 100
         with open(os.path.join(path, "assets.extra", "config.json")) as f:
             config = json.load(f)
         assert config["hidden"] == [32] and config["epochs"] == 2 and config["binarize"] == "auto"
@@ -73,6 +75,21 @@ class TestTrain:
         # The saved config reproduces the run when fed back.
         assert main(["train", "--config", str(path / "assets.extra" / "config.json"), "--verbose", "0"]) == 0
         assert exported.read_card(str(tmp_path / "fromyaml" / "2"))["latent_dim"] == 5
+
+    def test_validation_split_from_flags_and_config_files(self, tiny_npz, tmp_path):
+        assert main(["train", "--dataset", tiny_npz, "--epochs", "1", "--validation-split", "0.2", "--out", str(tmp_path),
+                     "--name", "flag", *TINY]) == 0
+        card = exported.read_card(str(tmp_path / "flag" / "1"))
+        assert card["metrics"]["validation_data"] == "20% of the training split held out (seed 0): 60 images; trained on the other 240"
+        assert card["metrics"]["test_num_images"] == 100  # the test NLL stays on the test split
+        assert "val_loss" in exported.read_history(str(tmp_path / "flag" / "1")).columns
+        cfg = tmp_path / "run.yaml"
+        cfg.write_text(f"dataset: {tiny_npz}\nvalidation-split: 0.1\nearly-stopping-patience: 3\nseed: 4\nepochs: 1\nhidden: [8]\n")
+        assert main(["train", "--config", str(cfg), "--name", "yaml", "--out", str(tmp_path), "--eval-iw-samples", "0", "--verbose", "0"]) == 0
+        path = tmp_path / "yaml" / "1"
+        saved = json.loads((path / "assets.extra" / "config.json").read_text())
+        assert saved["validation_split"] == 0.1 and saved["early_stopping_patience"] == 3
+        assert exported.read_card(str(path))["metrics"]["validation_data"].startswith("10% of the training split held out (seed 4): 30 images")
 
     def test_time_limit_stops_cleanly_and_still_exports(self, tiny_npz, tmp_path):
         assert main(["train", "--dataset", tiny_npz, "--epochs", "1000", "--time-limit", "3", "--out", str(tmp_path), *TINY]) == 0
@@ -129,6 +146,11 @@ class TestBadInput:
         (["train", "--time-limit", "0"], ["time-limit", "0"]),
         (["train", "--name", "../up"], ["Received: name='../up'"]),
         (["train", "--likelihood", "gaussian", "--binarize", "dynamic"], ["bernoulli"]),
+        (["train", "--early-stopping-patience", "3"], ["early-stopping-patience 3 needs a validation split", "test split",
+                                                        "--validation-split 0.1"]),
+        (["train", "--validation-split", "1"], ["--validation-split", "expected a number >= 0 and < 1", "'1'"]),
+        (["train", "--validation-split", "-0.1"], ["--validation-split", "'-0.1'"]),
+        (["train", "--validation-split", "nan"], ["--validation-split", "'nan'"]),
         (["frobnicate"], ["frobnicate"]),
         (["evaluate", "/no/such/model"], ["/no/such/model", "does not exist"]),
         (["sample", "/no/such/model", "--output", "x.png"], ["does not exist"]),
@@ -156,6 +178,11 @@ class TestBadInput:
         _one_line_error(capsys, main(["train", "--dataset", str(shapes), "--out", str(tmp_path / "o")]), "shape")
         assert not (tmp_path / "o").exists()
 
+    def test_a_validation_split_too_small_names_the_counts(self, tiny_npz, tmp_path, capsys):
+        code = main(["train", "--dataset", tiny_npz, "--validation-split", "0.001", "--out", str(tmp_path / "o")])
+        _one_line_error(capsys, code, "validation-split 0.001 of 300 training image(s) holds out 0 and keeps 300")
+        assert not (tmp_path / "o").exists()
+
     def test_bad_config_files(self, tmp_path, capsys):
         unknown = tmp_path / "c.json"
         unknown.write_text('{"latent_dim": 4, "colour": "blue"}')
@@ -167,6 +194,12 @@ class TestBadInput:
         wrong_type = tmp_path / "t.json"
         wrong_type.write_text('{"latent_dim": "four"}')
         _one_line_error(capsys, main(["train", "--config", str(wrong_type)]), "latent-dim", "four")
+        patience_only = tmp_path / "p.json"
+        patience_only.write_text('{"early_stopping_patience": 5}')
+        _one_line_error(capsys, main(["train", "--config", str(patience_only)]), "--validation-split")
+        bad_split = tmp_path / "s.yaml"
+        bad_split.write_text("validation-split: 1.5\n")
+        _one_line_error(capsys, main(["train", "--config", str(bad_split)]), "validation-split must be a number >= 0 and < 1", "1.5")
 
     def test_evaluate_on_a_folder_that_is_not_a_savedmodel(self, tmp_path, capsys):
         (tmp_path / "m" / "1").mkdir(parents=True)

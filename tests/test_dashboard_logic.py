@@ -210,6 +210,25 @@ class TestUploads:
         img = np.full((6, 6), 65535, np.uint16)
         assert dl.decode_upload("16.png", png(img), (6, 6, 1)).min() == pytest.approx(1.0)
 
+    def test_sixteen_bit_values_are_scaled_not_saturated(self):
+        img = np.array([[1000, 30000]], np.uint16)
+        x = dl.decode_upload("16.png", png(img), (1, 2, 1))
+        np.testing.assert_allclose(x[0, :, 0], np.round(img[0] / 257.0) / 255.0, atol=1e-6)
+
+    def test_an_upload_is_decoded_like_the_same_file_in_a_training_folder(self, tmp_path):
+        from vae_keras import data
+
+        rng = np.random.default_rng(0)
+        rgba = rng.integers(0, 256, (6, 5, 4), dtype=np.uint8)
+        for i in range(3):  # a colour folder: the RGBA file plus two RGB ones
+            arr = rgba if i == 0 else rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(tmp_path / f"{i}.png")
+        folder = data.load_images(tmp_path)
+        in_folder = np.concatenate([folder.x_train, folder.x_test])
+        upload = dl.decode_upload("0.png", (tmp_path / "0.png").read_bytes(), (6, 5, 3))
+        assert any(np.array_equal(upload, im.astype(np.float32) / 255.0) for im in in_folder)
+        assert upload[..., 0].tolist() != (rgba[..., 0] / 255.0).tolist()  # alpha did change the pixels
+
     @pytest.mark.parametrize("name, payload, match", [
         ("empty.png", b"", "is empty"),
         ("notes.png", b"hello, I am text pretending to be a PNG", "not a PNG or JPEG"),

@@ -5,6 +5,7 @@ Expectations are computed independently of the loader (raw np.load, PIL, hand-wr
 
 import gzip
 import hashlib
+import io
 import os
 import shutil
 import struct
@@ -552,6 +553,66 @@ def test_empty_and_mixed_folders(tmp_path):
     _save(tmp_path / "mixed" / "cls" / "in.png", np.zeros((4, 4)))
     with pytest.raises(DataError, match="loose.png.*class subfolders"):
         data.load_images(tmp_path / "mixed")
+
+
+def _png_bytes(arr, mode=None, fmt="PNG", **save):
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(arr), mode=mode).save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def test_decode_image_bytes_alpha_on_black_then_luma():
+    r, g, b, a = 200, 120, 40, 128  # alpha 128/255, about one half
+    payload = _png_bytes(np.array([[[r, g, b, a]]], np.uint8), mode="RGBA")
+    # Natural channels: RGB composited on black, v * alpha rounded.
+    rgb = data.decode_image_bytes(payload)
+    assert rgb.dtype == np.uint8 and rgb.shape == (1, 1, 3)
+    composited = [int(np.floor(v * a / 255 + 0.5)) for v in (r, g, b)]
+    assert rgb[0, 0].tolist() == composited == [100, 60, 20]
+    # One channel: ITU-R 601-2 luma of the composited pixel, rounded ...
+    gray = data.decode_image_bytes(payload, (1, 1, 1))
+    assert gray.shape == (1, 1, 1)
+    luma = 0.299 * composited[0] + 0.587 * composited[1] + 0.114 * composited[2]
+    assert int(gray[0, 0, 0]) == int(np.floor(luma + 0.5)) == 67
+    # ... within one grey level of the exact value (0.299 R + 0.587 G + 0.114 B) * alpha.
+    assert abs(int(gray[0, 0, 0]) - (0.299 * r + 0.587 * g + 0.114 * b) * a / 255) <= 1.0
+
+
+def test_decode_image_bytes_channels_sixteen_bit_and_size():
+    gray = np.array([[0, 60], [120, 255]], np.uint8)
+    three = data.decode_image_bytes(_png_bytes(gray), (2, 2, 3))
+    assert three.shape == (2, 2, 3) and all((three[..., k] == gray).all() for k in range(3))
+    sixteen = np.array([[0, 1000], [30000, 65535]], np.uint16)
+    got = data.decode_image_bytes(_png_bytes(sixteen))
+    assert got.shape == (2, 2, 1)
+    assert got[..., 0].tolist() == [[0, 4], [117, 255]]  # round(v / 257)
+    resized = data.decode_image_bytes(_png_bytes(np.full((10, 20, 3), 77, np.uint8)), (5, 4, 3))
+    assert resized.shape == (5, 4, 3) and (resized == 77).all()
+
+
+def test_decode_image_bytes_applies_exif_orientation():
+    img = np.zeros((4, 8, 3), np.uint8)
+    img[:, :4] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    got = data.decode_image_bytes(_png_bytes(img, fmt="JPEG", quality=95, exif=exif.tobytes()))
+    assert got.shape == (8, 4, 3)
+    assert got[:3].min() > 200 and got[5:].max() < 50  # the white half is now on top
+
+
+def test_decode_image_bytes_errors():
+    payload = _png_bytes(np.zeros((10, 11), np.uint8))
+    with pytest.raises(DataError, match=r"^'x\.png' cannot be decoded as a JPEG \(.*\); the file is corrupt or truncated\.$"):
+        data.decode_image_bytes(payload, name="'x.png'", formats=("JPEG",))
+    with pytest.raises(DataError, match=r"^The image cannot be read \(.*\)\. It is corrupt, truncated or not a PNG/JPEG"):
+        data.decode_image_bytes(payload[:40])
+    with pytest.raises(DataError, match="is 11 x 10 pixels; at most 100 pixels are accepted"):
+        data.decode_image_bytes(payload, max_pixels=100)
+    with pytest.raises(DataError, match="bytes of an image file. Received: str"):
+        data.decode_image_bytes("x.png")
+    for bad in ((8, 8), (8, 8, 2), (0, 8, 1), (8.0, 8, 1)):
+        with pytest.raises(ConfigError, match=r"image_shape must be None or \(height, width, channels\)"):
+            data.decode_image_bytes(payload, bad)
 
 
 def test_split_folders_must_agree_on_labels(tmp_path):

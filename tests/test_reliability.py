@@ -125,12 +125,13 @@ def test_resuming_with_other_settings_is_refused(digits_npz, tmp_path):
 def test_early_stopping_restores_the_best_epochs_weights(tmp_path):
     d = np.load(os.path.join(REPO_ROOT, "vae_keras", "data_files", "mnist10k.npz"))
     path = tmp_path / "few.npz"
-    np.savez(path, x_train=d["x_train"][:64], x_test=d["x_test"][:200])
+    np.savez(path, x_train=d["x_train"][:80], x_test=d["x_test"][:200])
     snapshots = {}
     grab = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: snapshots.__setitem__(epoch + 1, [w.copy() for w in grab.model.get_weights()]))
     result = training.train(training.TrainConfig(
         dataset=str(path), hidden=(256,), latent_dim=8, learning_rate=1e-2, epochs=80, batch_size=16,
-        early_stopping_patience=2, eval_iw_samples=0, out=str(tmp_path / "m"), verbose=0), callbacks=[grab])
+        validation_split=0.2, early_stopping_patience=2, eval_iw_samples=0, out=str(tmp_path / "m"), verbose=0),
+        callbacks=[grab])
     history, metrics = result["history"], result["metrics"]
     best = min(history, key=lambda r: r["val_loss"])["epoch"]
     assert metrics["stopped_early"] and metrics["epochs_trained"] < 80 and metrics["best_epoch"] == best

@@ -57,6 +57,16 @@ def _finite_float(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 and < 1, received {text!r}") from None
+    if not 0.0 <= value < 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 and < 1, received {text!r}")
+    return value
+
+
 def _hidden(text):
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
@@ -105,8 +115,12 @@ def build_parser():
     t.add_argument("--iw-samples", type=_positive_int, help="importance samples K for --objective iwae")
     t.add_argument("--no-output-bias-init", dest="output_bias_init", action="store_const", const=False,
                    help="do not initialise the decoder's output bias from the data mean")
+    t.add_argument("--validation-split", type=_fraction, metavar="F",
+                   help="hold out this share of the training images (seeded by --seed) for the val_* metrics and early "
+                        "stopping, and train on the rest (default 0: val_* are measured on the test split, for monitoring only)")
     t.add_argument("--early-stopping-patience", type=_non_negative_int,
-                   help="stop after this many epochs without a lower val_loss and restore the best weights (0: off)")
+                   help="stop after this many epochs without a lower val_loss and restore the best weights (0: off); "
+                        "needs --validation-split, so that the weights are not selected on the test split")
     t.add_argument("--clip-norm", type=_finite_float, help="clip the global gradient norm to this value")
     t.add_argument("--checkpoint-dir", help="save a checkpoint every epoch; rerunning the same command resumes from it")
     t.add_argument("--eval-iw-samples", type=_non_negative_int, help="K for the test log-likelihood in the model card (default 100, 0 skips)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import math
 import os
 import shlex
@@ -370,22 +369,23 @@ def rank_indices(errors, n, worst=True):
 def decode_upload(name, payload, image_shape, invert=False, max_bytes=MAX_UPLOAD_BYTES):
     """Validates an uploaded PNG/JPEG and converts it to the model's input: float32 ``[H, W, C]`` in [0, 1].
 
-    The image is decoded with PIL (EXIF orientation applied), transparent pixels are composited onto
-    black, it is converted to the model's channels (grayscale ``L`` or ``RGB``) and resized to
-    ``H x W`` (bilinear, no aspect-ratio crop). ``invert`` turns dark-on-light drawings into the
-    light-on-dark digits MNIST models know.
+    After the upload checks (size, PNG/JPEG by content, pixel count) the bytes are decoded by
+    :func:`vae_keras.data.decode_image_bytes`, the decoder of training images: EXIF orientation
+    applied, transparent pixels composited onto black, converted to the model's channels (colour
+    to ITU-R 601-2 luma for a grayscale model) and resized to ``H x W`` (bilinear, no aspect-ratio
+    crop). ``invert`` turns dark-on-light drawings into the light-on-dark digits MNIST models know.
 
     Raises:
         UploadError: empty, too large, not a PNG/JPEG (checked by content, not by name), corrupt or
             truncated, or too many pixels.
 
     Example:
-    >>> from PIL import Image
+    >>> import io; from PIL import Image
     >>> buf = io.BytesIO(); Image.new("RGB", (50, 40), (255, 0, 0)).save(buf, "PNG")
     >>> decode_upload("red.png", buf.getvalue(), (28, 28, 1)).shape
     (28, 28, 1)
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from vae_keras import data
 
     h, w, c = (int(d) for d in image_shape)
     size = len(payload)
@@ -400,28 +400,11 @@ def decode_upload(name, payload, image_shape, invert=False, max_bytes=MAX_UPLOAD
     else:
         raise UploadError(f"{name!r} is not a PNG or JPEG image (its content is something else). Upload .png or .jpg files.")
     try:
-        with Image.open(io.BytesIO(payload), formats=[kind]) as im:
-            if im.width * im.height > MAX_UPLOAD_PIXELS:
-                raise UploadError(f"{name!r} is {im.width} x {im.height} pixels; at most {MAX_UPLOAD_PIXELS:,} pixels are accepted.")
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            rgba = np.asarray(im.convert("RGBA"), np.float32) / 255.0
-    except UploadError:
-        raise
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise UploadError(f"{name!r} cannot be decoded as a {kind} ({type(e).__name__}: {e}); the file is corrupt or truncated.") from None
-    rgb = rgba[..., :3] * rgba[..., 3:4]
-    if c == 1:
-        # ITU-R 601-2 luma, as PIL's "L" conversion.
-        pixels = (rgb @ np.asarray([0.299, 0.587, 0.114], np.float32))[..., None]
-    else:
-        pixels = rgb
-    if invert:
-        pixels = 1.0 - pixels
-    if pixels.shape[:2] != (h, w):
-        chans = [np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., k], np.float32)).resize((w, h), Image.BILINEAR)) for k in range(c)]
-        pixels = np.stack(chans, axis=-1)
-    return np.clip(pixels, 0.0, 1.0).astype(np.float32)
+        pixels = data.decode_image_bytes(payload, (h, w, c), name=repr(name), formats=(kind,), max_pixels=MAX_UPLOAD_PIXELS)
+    except DataError as e:
+        raise UploadError(str(e)) from None
+    x = data.to_float(pixels)
+    return 1.0 - x if invert else x
 
 
 def decode_uploads(files, image_shape, invert=False, max_bytes=MAX_UPLOAD_BYTES):

@@ -38,7 +38,9 @@ Rules applied to every source:
   counts are refused. In an image folder, if every image is grayscale (PIL modes ``1``, ``L``,
   ``LA``, ``I``, ``I;16``..., and palette images whose colours are all grey) the data has one
   channel, otherwise three (grayscale images are repeated into R, G and B). 16-bit images are
-  scaled to 8 bits (``v / 257``).
+  scaled to 8 bits (``v / 257``). Image files are decoded by :func:`decode_image_bytes`, the one
+  place of these rules (the dashboard decodes its uploads with it too); asked for one channel, it
+  turns colour into ITU-R 601-2 luma (``0.299 R + 0.587 G + 0.114 B``).
 - **Size.** With ``image_size=(H, W)`` every image is resized to it. An image folder without
   ``image_size`` uses the most common ``(H, W)`` among its images (a tie goes to the larger area);
   other images are resized to that. Resizing is PIL's bilinear filter (which antialiases when
@@ -47,7 +49,9 @@ Rules applied to every source:
   ``t10k-*`` files or ``test/``, a TFDS dataset without a ``test`` split) gets one: the images are
   permuted with ``np.random.default_rng(0)`` and the first ``max(1, N // 10)`` of that permutation
   become the test split; both splits keep the original order of their images. At least two images
-  are needed.
+  are needed. A *validation* split is a different, optional thing, taken from the training split
+  only (:meth:`ImageData.hold_out_validation`, :func:`validation_indices`; ``vae-keras train
+  --validation-split F``).
 - **Unreadable files** (corrupt, truncated, wrong format) are errors naming the file, never
   skipped silently. JPEG EXIF orientation is applied.
 - **Labels** are one non-negative integer per image (``[N]`` or ``[N, 1]``), stored as ``int32``.
@@ -71,6 +75,7 @@ import concurrent.futures
 import dataclasses
 import gzip
 import importlib.resources
+import io
 import os
 import zipfile
 import zlib
@@ -85,10 +90,12 @@ __all__ = [
     "MNIST_10K",
     "ImageData",
     "binarize",
+    "decode_image_bytes",
     "load_dataset",
     "load_images",
     "read_idx",
     "to_float",
+    "validation_indices",
 ]
 
 MNIST_10K = "mnist-10k"
@@ -104,8 +111,8 @@ _INT32_MAX = np.iinfo(np.int32).max
 
 
 def _composite_on_black(x):
-    """[..., 4] RGBA (uint8 or float in [0, 1]) -> [..., 3] RGB multiplied by alpha."""
-    rgb, alpha = x[..., :3], x[..., 3:4]
+    """[..., C + 1] colour + alpha (uint8 or float in [0, 1]) -> [..., C] multiplied by alpha (RGBA -> RGB, LA -> L)."""
+    rgb, alpha = x[..., :-1], x[..., -1:]
     if x.dtype == np.uint8:
         out = (rgb.astype(np.uint32) * alpha.astype(np.uint32) + 127) // 255
         return out.astype(np.uint8)
@@ -282,6 +289,48 @@ def _holdout_indices(n):
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
+def validation_indices(n, fraction, seed):
+    """The validation hold-out rule: ``(train_idx, val_idx)`` of ``n`` training images, disjoint, each sorted.
+
+    ``fraction * n`` rounded to the nearest integer (halves up) images are held out: the first
+    ones of ``np.random.default_rng(seed).permutation(n)``. The same ``n``, ``fraction`` and
+    ``seed`` always give the same split.
+
+    Args:
+        n: the number of training images.
+        fraction: the share held out for validation, ``0 < fraction < 1``.
+        seed: int seed of the permutation.
+
+    Raises:
+        ConfigError: ``fraction`` outside (0, 1), or a split that leaves no validation image or no
+            training image (the message names the counts).
+
+    Example:
+    >>> train_idx, val_idx = validation_indices(10, 0.2, seed=0)
+    >>> len(train_idx), len(val_idx), sorted(set(train_idx) | set(val_idx)) == list(range(10))
+    (8, 2, True)
+    """
+    if (isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating))
+            or not 0 < fraction < 1):
+        raise ConfigError(
+            f"validation-split must be a number > 0 and < 1 (the share of the training images held out). "
+            f"Received: {fraction!r}"
+        )
+    if not _is_int(seed):
+        raise ConfigError(f"seed must be an int. Received: seed={seed!r}")
+    n_val = int(np.floor(fraction * n + 0.5))
+    if n_val < 1 or n_val >= n:
+        kept = "no validation image" if n_val < 1 else "no image to train on"
+        fix = "a larger" if n_val < 1 else "a smaller"
+        raise ConfigError(
+            f"validation-split {fraction:g} of {n} training image(s) holds out {n_val} and keeps "
+            f"{n - n_val}, which leaves {kept}. Pass {fix} validation-split, or use a dataset with "
+            "more training images."
+        )
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
 def to_float(x):
     """Returns images as float32 in [0, 1].
 
@@ -338,6 +387,138 @@ def binarize(x, seed):
     ('float32', True)
     """
     return _binarize_uint8(x, seed).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Image files
+# --------------------------------------------------------------------------------------------
+
+_LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, the weights of PIL's "L" conversion
+_GRAY_MODES = ("1", "L", "F")  # 8-bit (or float) grayscale PIL modes; "I*" (16/32-bit) is scaled
+
+
+def _check_image_shape(image_shape):
+    """None, or ``(H, W, C)`` as ints with H, W > 0 and C in (1, 3)."""
+    if image_shape is None:
+        return None
+    try:
+        h, w, c = image_shape
+        ok = all(_is_int(v) for v in (h, w, c)) and h > 0 and w > 0 and c in (1, 3)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            "image_shape must be None or (height, width, channels) with positive ints and 1 or 3 "
+            f"channels. Received: image_shape={image_shape!r}"
+        )
+    return int(h), int(w), int(c)
+
+
+def _convert_channels(x, channels):
+    """uint8 ``[..., 1 or 3]`` -> ``[..., channels]``: grey repeated into R, G and B; colour to luma."""
+    if x.shape[-1] == channels:
+        return x
+    if channels == 3:
+        return np.repeat(x, 3, axis=-1)
+    luma = x.astype(np.float64) @ np.asarray(_LUMA_WEIGHTS)
+    return np.clip(np.floor(luma + 0.5), 0, 255).astype(np.uint8)[..., np.newaxis]
+
+
+def _conform(pixels, image_shape):
+    """uint8 ``[H, W, 1 or 3]`` -> ``image_shape`` ``(h, w, c)``: channels converted, then resized."""
+    from PIL import Image
+
+    h, w, c = image_shape
+    return _resize_one(_convert_channels(pixels, c), (h, w), Image)
+
+
+def _undecodable(name, formats, error):
+    """The DataError for image bytes that cannot be read or decoded."""
+    cause = f"{type(error).__name__}: {error}"
+    if formats:
+        what = " or ".join(formats)
+        return DataError(f"{name} cannot be decoded as a {what} ({cause}); the file is corrupt or truncated.")
+    return DataError(
+        f"{name} cannot be read ({cause}). It is corrupt, truncated or not a PNG/JPEG: replace or remove it."
+    )
+
+
+def _pil_pixels(im):
+    """A loaded PIL image -> uint8 ``[H, W, 1]`` (grayscale) or ``[H, W, 3]`` (colour), alpha on black."""
+    mode = im.mode
+    if mode in _GRAY_MODES:
+        return np.asarray(im.convert("L"))[..., np.newaxis]
+    if mode.startswith("I"):  # 16-bit (or 32-bit) grayscale
+        arr = np.asarray(im).astype(np.float64)
+        return np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)[..., np.newaxis]
+    if mode in ("LA", "La"):
+        return _composite_on_black(np.asarray(im.convert("LA")))
+    if mode in ("P", "PA"):
+        rgb = _composite_on_black(np.asarray(im.convert("RGBA")))
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            return rgb[..., :1]
+        return rgb
+    if mode in ("RGBA", "RGBa"):
+        return _composite_on_black(np.asarray(im.convert("RGBA")))
+    return np.asarray(im.convert("RGB"))
+
+
+def decode_image_bytes(payload, image_shape=None, *, name="The image", formats=None, max_pixels=None):
+    """Decodes one image file's bytes with the module's channel rules: the one decoder of image files.
+
+    Image folders are read with it, and so are the dashboard's uploads, so an uploaded file reaches
+    a model as the same file would in a training folder. The rules: JPEG EXIF orientation is
+    applied; 16-bit grayscale is scaled to 8 bits (``v / 257``); alpha (RGBA, LA, transparent
+    palettes) is composited onto black (``v * alpha``); grayscale modes (``1``, ``L``, ``LA``,
+    ``I``, ``I;16``..., ``F``, palettes whose colours are all grey) give one channel, everything
+    else three. With ``image_shape=(H, W, C)`` the pixels are then converted to ``C`` channels
+    (grey repeated into R, G and B; colour to ITU-R 601-2 luma ``0.299 R + 0.587 G + 0.114 B``,
+    rounded) and resized to ``H x W`` with PIL's bilinear filter.
+
+    Args:
+        payload: the file's bytes.
+        image_shape: None keeps the image's size and channels; ``(H, W, C)`` with ``C`` in (1, 3)
+            converts it to a model's input shape.
+        name: how error messages name the image, e.g. ``"Image file '/data/a.png'"``.
+        formats: PIL format names to accept, e.g. ``("PNG",)``; None accepts any format PIL reads.
+        max_pixels: refuse images with more pixels than this before decoding them (None: PIL's own
+            decompression-bomb limit).
+
+    Returns:
+        uint8 ``[H, W, C]`` (0..255); ``C`` is 1 or 3.
+
+    Raises:
+        DataError: the bytes are not a decodable image (of ``formats``), or it has too many pixels.
+        ConfigError: ``image_shape`` is not ``(H, W, 1 or 3)``.
+
+    Example:
+    >>> import io; from PIL import Image
+    >>> buf = io.BytesIO(); Image.new("RGBA", (3, 2), (200, 100, 50, 128)).save(buf, "PNG")
+    >>> decode_image_bytes(buf.getvalue())[0, 0].tolist()  # RGB * 128 / 255, rounded
+    [100, 50, 25]
+    >>> decode_image_bytes(buf.getvalue(), (4, 4, 1)).shape
+    (4, 4, 1)
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    image_shape = _check_image_shape(image_shape)
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise DataError(f"{name} must be given as the bytes of an image file. Received: {type(payload).__name__}")
+    try:
+        with Image.open(io.BytesIO(payload), formats=list(formats) if formats else None) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise DataError(
+                    f"{name} is {im.width} x {im.height} pixels; at most {max_pixels:,} pixels are accepted."
+                )
+            im.load()
+            pixels = _pil_pixels(ImageOps.exif_transpose(im))
+    except DataError:
+        raise
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise _undecodable(name, formats, e) from None
+    if image_shape is not None:
+        pixels = _conform(pixels, image_shape)
+    return pixels
 
 
 # --------------------------------------------------------------------------------------------
@@ -541,6 +722,35 @@ class ImageData:
             y_train=cut(self.y_train, n_train),
             x_test=cut(self.x_test, n_test),
             y_test=cut(self.y_test, n_test),
+        )
+
+    def hold_out_validation(self, fraction, seed=0):
+        """Splits the training images into the part to train on and a held-out validation part.
+
+        The split follows :func:`validation_indices` (a seeded random ``fraction``); labels follow
+        their images. ``vae-keras train --validation-split F`` uses it.
+
+        Returns:
+            An :class:`ImageData` whose *train* split holds the images kept for training and whose
+            *test* split holds the held-out validation images, so ``pipeline("test")`` gives the
+            validation batches. The original test split is not part of it.
+
+        Raises:
+            ConfigError: see :func:`validation_indices`.
+
+        Example:
+        >>> d = load_images("mnist-10k").subset(100, 10).hold_out_validation(0.2, seed=0)
+        >>> len(d.x_train), len(d.x_test)
+        (80, 20)
+        """
+        train_idx, val_idx = validation_indices(len(self.x_train), fraction, seed)
+        y = self.y_train
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train[train_idx],
+            y_train=None if y is None else y[train_idx],
+            x_test=self.x_train[val_idx],
+            y_test=None if y is None else y[val_idx],
         )
 
     def pipeline(
@@ -850,38 +1060,14 @@ def _scan_split(folder):
 
 
 def _read_image(path):
-    """Reads one image file as uint8 [H, W] (grayscale) or [H, W, 3] (colour)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
+    """Reads one image file as uint8 [H, W, 1] (grayscale) or [H, W, 3] (colour)."""
+    name = f"Image file '{path}'"
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            mode = im.mode
-            if mode in ("1", "L"):
-                return np.asarray(im.convert("L"))
-            if mode == "F":
-                return np.asarray(im.convert("L"))
-            if mode.startswith("I"):  # 16-bit grayscale
-                arr = np.asarray(im).astype(np.float64)
-                return np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
-            if mode in ("LA", "La"):
-                la = np.asarray(im.convert("LA")).astype(np.uint32)
-                return ((la[..., 0] * la[..., 1] + 127) // 255).astype(np.uint8)
-            if mode == "P":
-                rgba = np.asarray(im.convert("RGBA"))
-                rgb = _composite_on_black(rgba)
-                if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
-                    return rgb[..., 0]
-                return rgb
-            if mode in ("RGBA", "RGBa"):
-                return _composite_on_black(np.asarray(im.convert("RGBA")))
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DataError(
-            f"Image file '{path}' cannot be read ({type(e).__name__}: {e}). It is corrupt, "
-            "truncated or not a PNG/JPEG: replace or remove it."
-        ) from None
+        with open(path, "rb") as f:
+            payload = f.read()
+    except OSError as e:
+        raise _undecodable(name, None, e) from None
+    return decode_image_bytes(payload, name=name)
 
 
 def _read_images(paths):
@@ -924,18 +1110,11 @@ def _load_image_folder(folder, name, image_size):
                 "subfolders of images."
             )
     images = _read_images(tr_files + te_files)
-    grayscale = all(im.ndim == 2 for im in images)
+    c = 1 if all(im.shape[-1] == 1 for im in images) else 3
     size = image_size or _target_size(images)
-    from PIL import Image
-
-    c = 1 if grayscale else 3
     x = np.empty((len(images), size[0], size[1], c), dtype=np.uint8)
     for i, im in enumerate(images):
-        if im.ndim == 2:
-            im = im[..., np.newaxis]
-            if not grayscale:
-                im = np.repeat(im, 3, axis=-1)
-        x[i] = _resize_one(im, size, Image)
+        x[i] = _conform(im, (*size, c))
     y = class_names = None
     if tr_cls is not None:
         class_names = sorted(set(tr_cls) | set(te_cls or ()))

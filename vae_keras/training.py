@@ -56,6 +56,7 @@ class TrainConfig:
     iw_samples: int = 1
     output_bias_init: bool = True
     early_stopping_patience: int = 0
+    validation_split: float = 0.0  # > 0: hold out this share of the training images for val_* and early stopping
     clip_norm: float | None = None
     checkpoint_dir: str | None = None
     eval_iw_samples: int = 100
@@ -119,6 +120,15 @@ class TrainConfig:
             raise ConfigError(f"clip-norm must be > 0. Received: {self.clip_norm!r}")
         if isinstance(self.early_stopping_patience, bool) or not isinstance(self.early_stopping_patience, int) or self.early_stopping_patience < 0:
             raise ConfigError(f"early-stopping-patience must be an integer >= 0 (0 disables it). Received: {self.early_stopping_patience!r}")
+        v = self.validation_split
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v < 1:
+            raise ConfigError("validation-split must be a number >= 0 and < 1 (the share of the training images held out "
+                              f"for validation; 0 validates on the test split). Received: {v!r}")
+        if self.early_stopping_patience and not self.validation_split:
+            raise ConfigError(
+                f"early-stopping-patience {self.early_stopping_patience} needs a validation split held out from the training "
+                "data: without one, val_loss is measured on the test split and early stopping would select the weights on "
+                "test data. Pass e.g. --validation-split 0.1.")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"time-limit must be > 0 seconds. Received: {self.time_limit!r}")
         if not self.learning_rate > 0:
@@ -203,6 +213,29 @@ def test_images(data, binarized, seed=TEST_BINARIZE_SEED):
     return data_lib.binarize(data.x_test, seed) if binarized else data_lib.to_float(data.x_test)
 
 
+def split_for_validation(config, data):
+    """The data ``fit`` sees and a description of its validation part, for the model card.
+
+    With ``config.validation_split`` F > 0 a seeded (``config.seed``) random share F of the training
+    images is held out (`vae_keras.data.ImageData.hold_out_validation`): the returned data's train
+    split is the rest, its test split the held-out images. With F = 0 it is ``data`` itself, so
+    validation runs on the test split (monitoring only).
+
+    Returns:
+        ``(fit_data, description)``: an `ImageData` whose ``pipeline("train")`` and
+        ``pipeline("test")`` are fit's training and validation data, and a one-line description
+        of the validation data.
+
+    Raises:
+        ConfigError: the split leaves no validation image or no training image.
+    """
+    if not config.validation_split:
+        return data, f"test split ({len(data.x_test):,} images)"
+    fit_data = data.hold_out_validation(config.validation_split, seed=config.seed)
+    return fit_data, (f"{config.validation_split * 100:g}% of the training split held out (seed {config.seed}): "
+                      f"{len(fit_data.x_test):,} images; trained on the other {len(fit_data.x_train):,}")
+
+
 def _class_names(data, num_classes):
     if data.class_names:
         return list(data.class_names)
@@ -211,6 +244,10 @@ def _class_names(data, num_classes):
 
 def train(config, data=None, callbacks=()):
     """Runs one training: loads data, builds the VAE, fits, evaluates on the test split, exports.
+
+    ``fit`` validates (``val_*`` metrics, early stopping) on the share of the training images held out
+    by ``config.validation_split``, or on the test split when it is 0; the final test metrics are
+    always computed on the test split.
 
     Args:
         config: a `TrainConfig` (or a dict of its fields).
@@ -241,8 +278,9 @@ def train(config, data=None, callbacks=()):
                 "IDX label files or y_train/y_test in the .npz, or drop --conditional.")
         num_classes = max(2, int(data.num_classes))
 
+    fit_data, validation_data = split_for_validation(config, data)
     keras.utils.set_random_seed(config.seed)
-    steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+    steps_per_epoch = math.ceil(len(fit_data.x_train) / config.batch_size)
     with run.scope():  # model and optimizer variables mirrored under --distribute
         model = build_vae(
             data.image_shape, latent_dim=config.latent_dim, network=config.model, hidden=config.hidden,
@@ -253,12 +291,14 @@ def train(config, data=None, callbacks=()):
             num_classes=num_classes, seed=config.seed,
         )
         if config.output_bias_init:
-            model.initialize_output_bias(data_lib.to_float(data.x_train).mean(axis=0))
+            model.initialize_output_bias(data_lib.to_float(fit_data.x_train).mean(axis=0))
         model.compile(optimizer=make_optimizer(config, steps_per_epoch))
 
-    train_ds = data.pipeline("train", batch_size=config.batch_size, seed=config.seed, with_labels=config.conditional)
-    val_ds = data.pipeline("test", batch_size=max(config.batch_size, 256), with_labels=config.conditional,
-                           binarize_seed=TEST_BINARIZE_SEED if binarized else None)
+    # Validation: the held-out part of the training split (--validation-split) or the test split, binarized once
+    # like the test split so that val_loss is comparable between epochs.
+    train_ds = fit_data.pipeline("train", batch_size=config.batch_size, seed=config.seed, with_labels=config.conditional)
+    val_ds = fit_data.pipeline("test", batch_size=max(config.batch_size, 256), with_labels=config.conditional,
+                               binarize_seed=TEST_BINARIZE_SEED if binarized else None)
 
     checkpoint = None
     initial_epoch, time_offset = 0, 0.0
@@ -298,6 +338,7 @@ def train(config, data=None, callbacks=()):
     metrics = {f"final_{k}": v for k, v in history[-1].items() if k != "epoch"} if history else {}
     metrics["epochs_trained"] = len(history)
     metrics["stopped_by_time_limit"] = bool(time_limit and time_limit.stopped_early)
+    metrics["validation_data"] = validation_data  # where the val_* numbers come from
     if early_stopping is not None:
         metrics["stopped_early"] = bool(early_stopping.stopped_epoch)
         metrics["best_epoch"] = int(min(history, key=lambda r: r.get("val_loss", math.inf))["epoch"]) if history else None
