@@ -20,7 +20,7 @@ seed 0, the same estimator seed). Then it measures
 
 - training throughput (images/s, median of timed windows after warm-up, runs alternated) of the
   Keras example's architecture through `vae_keras.VAE` versus the plain-Keras example code (same
-  batch 128), plus two informational vae_keras variants (XLA, steps_per_execution);
+  batch 128), plus informational vae_keras variants (bfloat16, one step per call, XLA);
 - serving throughput (batch 256) and batch-1 latency of the first dataset's vae_keras export,
   loaded with `tf.saved_model.load` in a process that never imports vae_keras (`serving.py`);
 - time and peak memory of `vae_keras.evaluation.evaluate` with K=1000 on the test images of the
@@ -137,6 +137,7 @@ def run_throughput(dataset, args):
     from benchmarks import baselines
     from vae_keras import VAE
     from vae_keras import data as data_lib
+    from vae_keras.training import TrainConfig
 
     data = data_lib.load_images(harness.resolve_dataset(dataset))
     x_float = data_lib.to_float(data.x_train)
@@ -147,24 +148,34 @@ def run_throughput(dataset, args):
         model = baselines.build_keras_example(seed=args.seed)
         return model, (x_float,), {"batch_size": batch, "shuffle": True}
 
-    def through_vae_keras(**compile_kwargs):
+    def through_vae_keras(policy=None, **compile_kwargs):
         def build():
             keras.utils.set_random_seed(args.seed)
-            encoder, decoder = baselines.keras_example_networks(with_sampling=False)
-            vae = VAE(encoder, baselines.logits_decoder(decoder), likelihood="bernoulli", seed=args.seed)
-            vae(np.zeros((1, 28, 28, 1), np.float32))
+            previous = keras.config.dtype_policy()
+            if policy:  # layers take the policy in force when they are built
+                keras.config.set_dtype_policy(policy)
+            try:
+                encoder, decoder = baselines.keras_example_networks(with_sampling=False)
+                vae = VAE(encoder, baselines.logits_decoder(decoder), likelihood="bernoulli", seed=args.seed)
+                vae(np.zeros((1, 28, 28, 1), np.float32))
+            finally:
+                keras.config.set_dtype_policy(previous)
+            compile_kwargs.setdefault("steps_per_execution", TrainConfig().resolved_steps_per_execution)
             vae.compile(optimizer=keras.optimizers.Adam(), **compile_kwargs)
             return vae, (data.pipeline("train", batch_size=batch, seed=args.seed),), {"shuffle": False}
         return build
 
+    spe = TrainConfig().resolved_steps_per_execution
     variants = {
         "plain_keras_example": ("plain Keras example code (`model.fit` on numpy, sigmoid + BCE)", plain),
-        "vae_keras": ("`vae_keras.VAE(encoder, decoder)`, compiled as `train()` does, its tf.data pipeline", through_vae_keras()),
+        "vae_keras": (f"`vae_keras.VAE(encoder, decoder)`, compiled as `train()` does (`steps_per_execution={spe}`), "
+                      "its tf.data pipeline", through_vae_keras()),
     }
     if not args.quick:
+        variants["vae_keras_bf16"] = ("same, under the `mixed_bfloat16` policy (informational: not a default, "
+                                      "bfloat16 changes the numbers)", through_vae_keras(policy="mixed_bfloat16"))
+        variants["vae_keras_spe1"] = ("same, `steps_per_execution=1` (informational)", through_vae_keras(steps_per_execution=1))
         variants["vae_keras_jit"] = ("same, `compile(jit_compile=True)` (informational)", through_vae_keras(jit_compile=True))
-        variants["vae_keras_spe8"] = ("same, `compile(steps_per_execution=8)` (informational)",
-                                      through_vae_keras(steps_per_execution=8))
     built = {}
     rates = {k: [] for k in variants}
     for rep in range(args.throughput_repeats):

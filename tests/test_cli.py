@@ -246,3 +246,17 @@ def test_a_time_limit_without_epochs_trains_until_the_limit():
     assert TrainConfig().max_epochs == DEFAULT_EPOCHS == 30
     assert TrainConfig(time_limit=60).max_epochs == UNTIL_TIME_LIMIT
     assert TrainConfig(time_limit=60, epochs=7).max_epochs == 7
+
+
+def test_steps_per_execution_defaults_to_several_on_one_device_and_is_refused_under_a_strategy(tmp_path, capsys):
+    from vae_keras.errors import ConfigError
+    from vae_keras.training import DEFAULT_STEPS_PER_EXECUTION, TrainConfig
+
+    assert TrainConfig().resolved_steps_per_execution == DEFAULT_STEPS_PER_EXECUTION > 1
+    assert TrainConfig(distribute="mirrored").resolved_steps_per_execution == 1
+    assert TrainConfig(steps_per_execution=4).resolved_steps_per_execution == 4
+    TrainConfig(distribute="mirrored", steps_per_execution=1).validate()
+    with pytest.raises(ConfigError, match=r"steps-per-execution 8 cannot be used with --distribute mirrored.*keras-team/keras#19246"):
+        TrainConfig(distribute="mirrored", steps_per_execution=8).validate()
+    assert main(["train", "--dataset", "mnist-10k", "--steps-per-execution", "0", "--out", str(tmp_path)]) == 2
+    assert "steps-per-execution" in capsys.readouterr().err and not any(tmp_path.iterdir())

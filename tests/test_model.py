@@ -129,6 +129,43 @@ class TestTraining:
         # With stale trackers the second result would average in the first run.
         assert abs(single - again) < 0.1 * single
 
+    def test_several_steps_per_execution_make_the_same_updates(self, mnist_small):
+        """steps_per_execution only batches the calls: same noise, same KL warm-up weights, same weights."""
+        from vae_keras import data
+
+        x = data.to_float(mnist_small.x_train[:320])
+        weights, kl_weights = [], []
+        for spe in (1, 4):
+            keras.utils.set_random_seed(0)
+            vae = build_vae((28, 28, 1), latent_dim=3, hidden=(16,), binarize=True, kl_warmup_steps=7, seed=0)
+            vae.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=spe)
+            history = vae.fit(x, epochs=2, batch_size=32, shuffle=False, verbose=0).history  # 10 steps per epoch
+            weights.append(vae.get_weights())
+            kl_weights.append(history["kl_weight"])
+            assert int(vae.optimizer.iterations) == 20
+        assert kl_weights[0] == pytest.approx(kl_weights[1]) and kl_weights[0][-1] == 1.0
+        for a, b in zip(*weights):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert not all(np.array_equal(a, b) for a, b in zip(weights[0], build_vae((28, 28, 1), latent_dim=3, hidden=(16,)).get_weights()))
+
+    def test_trains_under_a_mixed_bfloat16_policy_with_float32_losses(self, mnist_small):
+        from vae_keras import data
+
+        x = data.to_float(mnist_small.x_train[:64])
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        try:
+            vae = build_vae((28, 28, 1), latent_dim=3, hidden=(16,), seed=0)
+            vae.compile(optimizer="adam")
+            history = vae.fit(x, epochs=2, batch_size=32, verbose=0).history
+            losses = vae.compute_vae_losses(x[:8])
+            params = vae.decode(vae.encode(x[:8])[0])
+        finally:
+            keras.config.set_dtype_policy(previous)
+        assert vae.decoder.layers[-1].compute_dtype == "bfloat16"  # the networks really ran in bfloat16
+        assert {keras.backend.standardize_dtype(t.dtype) for t in [*losses.values(), params]} == {"float32"}
+        assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+
     def test_labels_in_the_data_are_ignored_by_an_unconditional_model(self, mnist_small):
         ds = mnist_small.pipeline("train", batch_size=128, with_labels=True)
         vae = build_vae((28, 28, 1), latent_dim=2, hidden=(8,), seed=0)

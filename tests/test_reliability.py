@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,22 +84,31 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(digits_npz, tmp_path
 
 
 class _Poison(keras.callbacks.Callback):
-    """Turns the decoder's output bias into NaN before batch 3 of epoch 2."""
+    """Turns the decoder's output bias into NaN before the first call of epoch 2 that starts at batch >= ``at``."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.epoch == 1 and batch == 2:
+        if self.epoch == 1 and batch >= self.at:
             bias = self.model.decoder.get_layer("x_params").bias
             bias.assign(np.full(bias.shape, np.nan, np.float32))
 
 
-def test_a_nan_loss_stops_naming_epoch_and_batch_and_keeps_the_last_good_checkpoint(digits_npz, tmp_path):
+@pytest.mark.parametrize("steps_per_execution, where", [
+    (1, "batch 3"),  # one step per call: the exact batch
+    (2, "one of batches 3-4 (they ran in one call; --steps-per-execution 1 names the exact batch)"),
+])
+def test_a_nan_loss_stops_naming_epoch_and_batch_and_keeps_the_last_good_checkpoint(digits_npz, tmp_path, steps_per_execution, where):
     config = training.TrainConfig(dataset=digits_npz, epochs=4, hidden=(32,), latent_dim=4, batch_size=64,
-                                  eval_iw_samples=0, out=str(tmp_path / "models"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
-    with pytest.raises(TrainingDivergedError, match=r"became nan at epoch 2, batch 3; training stopped and nothing was exported"):
-        training.train(config, callbacks=[_Poison()])
+                                  steps_per_execution=steps_per_execution, eval_iw_samples=0,
+                                  out=str(tmp_path / "models"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
+    with pytest.raises(TrainingDivergedError, match=rf"became nan at epoch 2, {re.escape(where)}; training stopped and nothing was exported"):
+        training.train(config, callbacks=[_Poison(at=2)])
     assert not (tmp_path / "models").exists()
     state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
     assert state["epoch"] == 1

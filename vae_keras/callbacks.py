@@ -14,7 +14,7 @@ from vae_keras.errors import ConfigError, VaeKerasError
 CHECKPOINT_STATE = "state.json"
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = frozenset({"epochs", "time_limit", "verbose", "tensorboard", "out", "name", "checkpoint_dir", "eval_iw_samples",
-                               "distribute"})
+                               "distribute", "steps_per_execution"})
 
 
 class TrainingDivergedError(VaeKerasError):
@@ -73,15 +73,23 @@ class NaNGuard(keras.callbacks.Callback):
         super().__init__()
         self.hint = hint
         self.epoch = 0
+        self.first_batch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self.first_batch = batch
+
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
+            # With steps_per_execution > 1 Keras reports once per group of steps: name the group.
+            where = (f"batch {batch + 1}" if batch == self.first_batch else
+                     f"one of batches {self.first_batch + 1}-{batch + 1} (they ran in one call; "
+                     "--steps-per-execution 1 names the exact batch)")
             raise TrainingDivergedError(
-                f"The training loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                f"The training loss became {float(loss)} at epoch {self.epoch + 1}, {where}; "
                 f"training stopped and nothing was exported. {self.hint}"
             )
 

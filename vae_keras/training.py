@@ -18,6 +18,9 @@ from vae_keras.errors import ConfigError, VaeKerasError
 BINARIZE_CHOICES = ("auto", "dynamic", "none")
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_EPOCHS = 30
+# Training steps per compiled call on one device: the same updates with less per-step Python overhead
+# (1.3-1.6x the images/s of one step per call for the default MLP on a 2-core CPU; benchmarks/RESULTS.md).
+DEFAULT_STEPS_PER_EXECUTION = 32
 UNTIL_TIME_LIMIT = 1_000_000  # "epochs" when only --time-limit ends training
 TEST_BINARIZE_SEED = 0  # the test split is binarized once with this seed, for every model alike
 
@@ -42,11 +45,11 @@ class TrainConfig:
     binarize: str = "auto"
     epochs: int | None = None  # None: DEFAULT_EPOCHS, or until --time-limit when one is given
     time_limit: float | None = None
-    batch_size: int = 64
-    learning_rate: float = 1e-3
+    batch_size: int = 128
+    learning_rate: float = 2e-3
     lr_schedule: str = "constant"
     beta: float = 1.0
-    kl_warmup_epochs: float = 0.0
+    kl_warmup_epochs: float = 2.0
     free_bits: float = 0.0
     capacity_max: float = 0.0
     capacity_epochs: float = 10.0
@@ -58,6 +61,7 @@ class TrainConfig:
     early_stopping_patience: int = 0
     validation_split: float = 0.0  # > 0: hold out this share of the training images for val_* and early stopping
     clip_norm: float | None = None
+    steps_per_execution: int | None = None  # None: DEFAULT_STEPS_PER_EXECUTION on one device, 1 under --distribute
     checkpoint_dir: str | None = None
     eval_iw_samples: int = 100
     seed: int = 0
@@ -83,6 +87,15 @@ class TrainConfig:
         if self.epochs is not None:
             return self.epochs
         return UNTIL_TIME_LIMIT if self.time_limit else DEFAULT_EPOCHS
+
+    @property
+    def resolved_steps_per_execution(self):
+        """--steps-per-execution if given; else DEFAULT_STEPS_PER_EXECUTION on one device and 1 under a
+        strategy (Keras 3 cannot run several steps per call under MirroredStrategy, keras-team/keras#19246,
+        and the multi-worker loop runs one step per call)."""
+        if self.steps_per_execution is not None:
+            return self.steps_per_execution
+        return DEFAULT_STEPS_PER_EXECUTION if self.distribute == "none" else 1
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -110,6 +123,13 @@ class TrainConfig:
 
         for name in ("latent_dim", "batch_size", "iw_samples"):
             positive_int(name)
+        if self.steps_per_execution is not None:
+            positive_int("steps_per_execution")
+            if self.steps_per_execution > 1 and self.distribute != "none":
+                raise ConfigError(
+                    f"steps-per-execution {self.steps_per_execution} cannot be used with --distribute {self.distribute}: "
+                    "Keras 3 fails to run several steps per call under MirroredStrategy (keras-team/keras#19246) and "
+                    "the multi-worker loop runs one step per call. Drop --steps-per-execution or pass 1.")
         if self.epochs is not None:
             positive_int("epochs")
         for name in ("beta", "kl_warmup_epochs", "free_bits", "learning_rate", "capacity_max", "capacity_epochs", "capacity_gamma"):
@@ -292,7 +312,7 @@ def train(config, data=None, callbacks=()):
         )
         if config.output_bias_init:
             model.initialize_output_bias(data_lib.to_float(fit_data.x_train).mean(axis=0))
-        model.compile(optimizer=make_optimizer(config, steps_per_epoch))
+        model.compile(optimizer=make_optimizer(config, steps_per_epoch), steps_per_execution=config.resolved_steps_per_execution)
 
     # Validation: the held-out part of the training split (--validation-split) or the test split, binarized once
     # like the test split so that val_loss is comparable between epochs.

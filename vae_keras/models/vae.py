@@ -134,7 +134,7 @@ class VAE(keras.Model):
         self.iw_samples = iw_samples
         self.num_classes = num_classes
         self.seed = seed
-        self.sampling = Sampling(seed=seed, name="sampling")
+        self.sampling = Sampling(seed=seed, name="sampling", dtype="float32")
         self.noise = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -179,11 +179,11 @@ class VAE(keras.Model):
     def encode(self, x, label=None, training=False):
         """Returns (z_mean, z_log_var) of q(z|x) (conditional: q(z|x, label))."""
         z_mean, z_log_var = self.encoder(self._with_label(x, label), training=training)
-        return z_mean, z_log_var
+        return ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
 
     def decode(self, z, label=None, training=False):
         """Returns the likelihood's raw parameters [B, H, W, C * P] for latent codes z."""
-        return self.decoder(self._with_label(z, label), training=training)
+        return ops.cast(self.decoder(self._with_label(z, label), training=training), "float32")
 
     def decode_mean(self, z, label=None):
         """Returns E[x|z] [B, H, W, C]."""
