@@ -63,7 +63,8 @@ class Snapshots(keras.callbacks.Callback):
         self.snapshots = []  # dicts: checkpoint, time, batches, epochs, weights
         self.start = None
         self.paused = 0.0
-        self.batches = 0
+        self.batches = 0  # training steps done (`StepCounter`), not callback calls
+        self.counter = StepCounter()
         self.epochs = 0
         self.end_time = None
         self.first_step = None
@@ -85,8 +86,11 @@ class Snapshots(keras.callbacks.Callback):
         })
         self.paused += time.perf_counter() - t0
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.counter.new_epoch()
+
     def on_train_batch_end(self, batch, logs=None):
-        self.batches += 1
+        self.batches = self.counter.batch_end(batch, self.params)
         elapsed = self.elapsed()
         if self.first_step is None:
             self.first_step = elapsed  # tracing + first step; a large value means a stall
@@ -136,12 +140,35 @@ class JitCompile(keras.callbacks.Callback):
         self.model.make_train_function(force=True)
 
 
+class StepCounter:
+    """Counts training steps from the indices Keras passes to ``on_train_batch_end``.
+
+    With ``steps_per_execution > 1`` Keras calls back once per execution with the last step's
+    index (and, for the last, shorter execution of an epoch, with an index past the epoch's end),
+    so steps are counted from the indices, clamped to the epoch's steps, not from the calls.
+    """
+
+    def __init__(self):
+        self.done = 0
+        self._last_index = -1
+
+    def new_epoch(self):
+        self._last_index = -1
+
+    def batch_end(self, batch, params):
+        steps = (params or {}).get("steps")
+        if steps:
+            batch = min(batch, steps - 1)
+        self.done += batch - self._last_index
+        self._last_index = batch
+        return self.done
+
+
 class BatchTimes(keras.callbacks.Callback):
     """Records (time, steps done) at every batch end; stops ``seconds`` after the first batch end
     (so tracing and the first step's set-up do not eat into the measured time).
 
-    With ``steps_per_execution > 1`` Keras calls back once per execution with the last step's
-    index, so steps are counted from those indices, not from the calls.
+    Steps are counted by `StepCounter` (right with ``steps_per_execution > 1``).
     """
 
     def __init__(self, seconds):
@@ -149,18 +176,15 @@ class BatchTimes(keras.callbacks.Callback):
         self.seconds = seconds
         self.times = []
         self.steps = []
-        self._done = 0
-        self._last_index = -1
+        self.counter = StepCounter()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._last_index = -1
+        self.counter.new_epoch()
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        self._done += batch - self._last_index
-        self._last_index = batch
         self.times.append(now)
-        self.steps.append(self._done)
+        self.steps.append(self.counter.batch_end(batch, self.params))
         if now - self.times[0] >= self.seconds:
             self.model.stop_training = True
 

@@ -328,6 +328,7 @@ def render_markdown(results):
             lines += ["", f"Note: the vae_keras run ended after {vk['train_seconds']:.0f} s because its default "
                       f"`epochs={vk['config']['epochs']}` ran out before the {s['budget']:g}-s time limit; later "
                       "checkpoints show the final model."]
+        lines += [line for m, r in d["runs"].items() if r.get("note") for line in ("", f"Note on {m}: {r['note']}.")]
         lines.append("")
     t = results.get("throughput")
     if t:

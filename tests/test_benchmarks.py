@@ -54,3 +54,25 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "NLL @ 2 s" in markdown and "nll_vs_time.png" in markdown and "ratio vs plain" in markdown
     assert (tmp_path / "nll_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_steps_are_counted_from_keras_indices_with_several_steps_per_execution():
+    """10 steps per epoch run 4 per call: Keras reports indices 3, 7, 11 (past the end); 20 steps in 2 epochs."""
+    import keras
+    import numpy as np
+
+    from benchmarks import harness
+    from vae_keras import build_vae
+
+    counter = harness.StepCounter()
+    assert [counter.batch_end(b, {"steps": 10}) for b in (3, 7, 11)] == [4, 8, 10]
+    counter.new_epoch()
+    assert counter.batch_end(3, {"steps": 10}) == 14
+
+    vae = build_vae((28, 28, 1), latent_dim=2, hidden=(8,), seed=0)
+    vae.compile(optimizer="adam", steps_per_execution=4)
+    snaps, times = harness.Snapshots([1e9], batch_size=32), harness.BatchTimes(1e9)
+    vae.fit(np.zeros((320, 28, 28, 1), np.float32), epochs=2, batch_size=32, callbacks=[snaps, times], verbose=0)
+    assert int(vae.optimizer.iterations) == 20
+    assert snaps.batches == 20 and times.steps[-1] == 20 and len(times.steps) == 6  # 3 calls per epoch
+    assert snaps.snapshots[0]["batches"] == 20  # taken at the end of training
