@@ -102,6 +102,10 @@ class TestModelsFolder:
         assert [(label, value) for label, value, _ in figures] == [
             ("Test NLL", "107.53"), ("Active units", "12"), ("Final train loss", "150.25"), ("Final val loss", "151.50")]
         assert dl.final_figures({}, None) == []
+        source = "10% of the training split held out (seed 0): 800 images; trained on the other 7,200"
+        figures = dl.final_figures({"metrics": {"final_val_loss": 99.0, "validation_data": source}}, None)
+        assert figures == [("Final val loss", "99.00", "Negative ELBO on the validation data at the last epoch; "
+                                                         f"validation data: {source}")]
 
     def test_default_traversal_dims_are_the_most_informative(self):
         card = {"metrics": {"test_kl_per_dim": [0.01, 2.0, 0.0, 1.5, 3.0]}}

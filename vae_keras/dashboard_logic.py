@@ -241,6 +241,9 @@ def final_figures(card, history=None):
         value = metric(card, key)
         if value is None and hist_col:
             value = from_history(hist_col)
+        source = ((card or {}).get("metrics") or {}).get("validation_data")
+        if key == "final_val_loss" and source:
+            help_text += f"; validation data: {source}"
         if value is not None:
             figures.append((label, fmt.format(value), help_text))
     return figures
