@@ -24,8 +24,8 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO_ROOT))
     from vae_keras import dashboard_logic as dl
-from vae_keras.errors import VaeKerasError
-from vae_keras.exported import ExportedVAE, list_models
+from vae_keras.errors import VaeKerasError  # noqa: E402 - after the checkout fallback above
+from vae_keras.exported import ExportedVAE, list_models  # noqa: E402
 
 PAGES = ("Overview", "Reconstructions", "Random samples", "Loss curves", "Latent space", "Compare")
 SEED_MAX = 2**31 - 1
@@ -48,7 +48,7 @@ def load_model(path, stamp):
         return ExportedVAE(path), None
     except VaeKerasError as e:
         return None, str(e)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - a broken model folder is listed with its reason, not a crash
         return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
@@ -59,7 +59,7 @@ def load_test_set(spec, image_shape):
         return dl.load_test_set(spec, image_shape), None
     except VaeKerasError as e:
         return None, str(e)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - shown to the user; the pages that need no images still work
         return None, f"The test images of {spec!r} cannot be loaded: {type(e).__name__}: {e}"
 
 
@@ -141,7 +141,7 @@ def guarded(render, *args):
         render(*args)
     except VaeKerasError as e:
         st.error(str(e))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - one page's failure is shown on it, with the traceback in Details
         st.error(f"This page failed: {type(e).__name__}: {e}")
         with st.expander("Details"):
             st.exception(e)

@@ -58,7 +58,6 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
 
 def test_steps_are_counted_from_keras_indices_with_several_steps_per_execution():
     """10 steps per epoch run 4 per call: Keras reports indices 3, 7, 11 (past the end); 20 steps in 2 epochs."""
-    import keras
     import numpy as np
 
     from benchmarks import harness

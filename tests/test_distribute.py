@@ -26,11 +26,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 
 from vae_keras import distribute, exported
 from vae_keras.cli import main
 from vae_keras.errors import ConfigError
+
+from conftest import REPO_ROOT
 
 ATOL_WEIGHTS = 1e-5
 RTOL_METRICS = 1e-5

@@ -11,11 +11,12 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 
 from vae_keras import build_vae, data, exported, training
 from vae_keras.callbacks import EpochCheckpoint
 from vae_keras.errors import ConfigError
+
+from conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -193,7 +193,7 @@ def _load_keras_model(version_dir):
 
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:  # Keras raises several types for a broken file
+    except Exception as e:  # noqa: BLE001 - Keras raises several types for a broken file
         raise ModelDirError(f"Cannot load {path!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 

@@ -1195,7 +1195,7 @@ def _load_tfds(builder, name, image_size):
         builder.download_and_prepare()
     except DataError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - TFDS raises many types when it cannot download or prepare
         raise DataError(
             f"TensorFlow Datasets could not download or prepare {name!r} ({type(e).__name__}: "
             f"{e}). This machine may have no access to the dataset's host: use a local path "

@@ -60,7 +60,7 @@ def read_history(version_dir):
         return None
     try:
         return pd.read_csv(path)
-    except Exception as e:  # pandas raises many types for a broken CSV
+    except Exception as e:  # noqa: BLE001 - pandas raises many types for a broken CSV
         raise ModelDirError(f"The training history {path!r} cannot be read: {e}") from None
 
 
@@ -125,7 +125,7 @@ class ExportedVAE:
         self.card = read_card(self.path)
         try:
             self._saved = tf.saved_model.load(self.path)
-        except Exception as e:  # TF raises several types for a broken SavedModel
+        except Exception as e:  # noqa: BLE001 - TF raises several types for a broken SavedModel
             raise ModelDirError(f"{self.path!r} is not a loadable SavedModel: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         self.signatures = dict(self._saved.signatures)
         self.conditional = bool(self.card.get("conditional"))

@@ -188,14 +188,11 @@ def load_config_file(path):
             text = f.read()
     except OSError as e:
         raise ConfigError(f"Cannot read config file {path!r}: {e.strerror or e}. Pass an existing JSON or YAML file.") from None
-    try:
-        if path.lower().endswith((".yaml", ".yml")):
-            import yaml
+    import yaml
 
-            values = yaml.safe_load(text)
-        else:
-            values = json.loads(text)
-    except Exception as e:  # json and yaml raise their own error types
+    try:
+        values = yaml.safe_load(text) if path.lower().endswith((".yaml", ".yml")) else json.loads(text)
+    except (ValueError, yaml.YAMLError) as e:  # json.JSONDecodeError is a ValueError
         raise ConfigError(f"Config file {path!r} is not valid {'YAML' if path.lower().endswith(('.yaml', '.yml')) else 'JSON'}: {str(e).splitlines()[0]}") from None
     if values is None:
         values = {}

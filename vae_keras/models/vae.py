@@ -339,7 +339,7 @@ class VAE(keras.Model):
         except ValueError:
             raise ConfigError(
                 "initialize_output_bias needs a decoder layer named 'x_params'. "
-                f"Received a decoder with layers {[l.name for l in self.decoder.layers]}"
+                f"Received a decoder with layers {[layer.name for layer in self.decoder.layers]}"
             ) from None
         bias_image = ops.convert_to_numpy(self.likelihood.output_bias(pixel_mean))
         if tuple(bias_image.shape[:2]) != self.image_shape[:2]:
