@@ -5,6 +5,7 @@ written out with numpy, and each epoch's val_loss recomputed by evaluating the m
 and random-generator states as they were when fit validated that epoch) on the held-out images.
 """
 
+import json
 import math
 import os
 
@@ -204,3 +205,47 @@ def test_resuming_with_another_validation_split_is_refused(mnist_npz, tmp_path):
         with pytest.raises(ConfigError, match=r"other settings \(validation_split\)"):
             training.train(training.TrainConfig(**(base | {"validation_split": other})))
     assert not (tmp_path / "m").exists()
+
+
+class _InterruptAt(keras.callbacks.Callback):
+    """Ctrl-C at the start of an epoch (the checkpoint then holds the epochs before it)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+class _WorseValidation(keras.callbacks.Callback):
+    """Adds noise to the decoder's weights before each validation, so later epochs validate worse."""
+
+    def on_test_begin(self, logs=None):
+        for w in self.model.decoder.trainable_weights:
+            w.assign(w + np.random.default_rng(0).normal(0, 0.3, w.shape).astype("float32"))
+
+
+def test_early_stopping_resumed_from_a_checkpoint_keeps_the_best_epoch_from_before_the_interruption(mnist_npz, tmp_path):
+    path = tmp_path / "few.npz"
+    np.savez(path, x_train=mnist_npz["x_train"][:200], x_test=mnist_npz["x_test"][:20])
+    config = training.TrainConfig(dataset=str(path), epochs=4, hidden=(16,), latent_dim=4, batch_size=32, eval_iw_samples=0,
+                                  validation_split=0.2, early_stopping_patience=10, out=str(tmp_path / "m"),
+                                  checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
+    with pytest.raises(training.TrainingInterrupted):
+        training.train(config, callbacks=[_InterruptAt(2)])
+    state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
+    best_row = min(state["history"], key=lambda r: r["val_loss"])
+    assert state["epoch"] == 2 and state["best_weights"] == f"epoch-{best_row['epoch']}.weights.h5"
+    assert (tmp_path / "ckpt" / state["best_weights"]).exists()
+    reference = build_vae((28, 28, 1), latent_dim=4, hidden=(16,))
+    reference.load_weights(tmp_path / "ckpt" / state["best_weights"])
+
+    result = training.train(config, callbacks=[_WorseValidation()])  # resumes; epochs 3-4 validate worse
+    history = result["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert min(history, key=lambda r: r["val_loss"])["epoch"] == best_row["epoch"]
+    assert result["metrics"]["best_epoch"] == best_row["epoch"]
+    for got, want in zip(result["model"].get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(got, want)  # the best epoch's weights, not the last ones

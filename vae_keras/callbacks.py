@@ -94,6 +94,40 @@ class NaNGuard(keras.callbacks.Callback):
             )
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` (minimising ``monitor``, best weights restored) that can
+    continue a run resumed from an `EpochCheckpoint`.
+
+    Keras's callback starts afresh in every ``fit``, so after a resume it would forget the best epoch
+    before the interruption and restore weights from after it. `resume` gives it the best value,
+    its epoch, the epochs waited since, and that epoch's weights.
+    """
+
+    def __init__(self, monitor="val_loss", patience=0, **kwargs):
+        super().__init__(monitor=monitor, patience=patience, mode="min", restore_best_weights=True, **kwargs)
+        self._resumed = None
+
+    def resume(self, history, best_weights):
+        """``history``: the checkpoint's per-epoch rows (1-based ``epoch``); ``best_weights``: the
+        weights of its best row's epoch (`EpochCheckpoint.read_best_weights`)."""
+        rows = [r for r in history if self.monitor in r]
+        if not rows or best_weights is None:
+            return
+        best = min(rows, key=lambda r: r[self.monitor])  # the first of equal values, as Keras keeps it
+        wait = sum(1 for r in rows if r["epoch"] > best["epoch"])
+        self._resumed = (best[self.monitor], best["epoch"] - 1, wait, best_weights)
+
+    @property
+    def best_weights_on_resume(self):
+        """The best epoch's weights given to `resume` (None without one)."""
+        return self._resumed[3] if self._resumed is not None else None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._resumed is not None:
+            self.best, self.best_epoch, self.wait, self.best_weights = self._resumed
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves weights, optimizer state and the history after every epoch, atomically, to resume from.
 
@@ -107,10 +141,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         config: the run's config dict; resuming with different settings is refused.
     """
 
-    def __init__(self, directory, config):
+    def __init__(self, directory, config, monitor=None):
         super().__init__()
         self.directory = os.fspath(directory)
         self.config = dict(config)
+        self.monitor = monitor
+        self.best_weights_path = None
         self.history = []
 
     @property
@@ -146,7 +182,20 @@ class EpochCheckpoint(keras.callbacks.Callback):
             model.optimizer.build(model.trainable_variables)
         model.load_weights(weights)
         self.history = list(state["history"])
+        best = state.get("best_weights")
+        self.best_weights_path = os.path.join(self.directory, best) if best else None
         return int(state["epoch"])
+
+    def read_best_weights(self, model):
+        """The weights of the best epoch by ``monitor`` (kept beside the newest), as ``get_weights()``
+        gives them; ``model`` keeps its own weights. Call after `restore`."""
+        if not self.best_weights_path:
+            return None
+        latest = model.get_weights()
+        model.load_weights(self.best_weights_path)
+        best = model.get_weights()
+        model.set_weights(latest)
+        return best
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
@@ -158,9 +207,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, os.path.join(self.directory, name))
         state = {"epoch": epoch + 1, "weights": name, "history": self.history, "config": self.config}
+        keep = {name}
+        scored = [r for r in self.history if self.monitor and self.monitor in r]
+        if scored:  # early stopping resumes with the best epoch's weights: keep that file too
+            state["best_weights"] = f"epoch-{min(scored, key=lambda r: r[self.monitor])['epoch']}.weights.h5"
+            keep.add(state["best_weights"])
         fileio.atomic_write_json(self.state_path, state, overwrite=True)
         for old in glob.glob(os.path.join(self.directory, "epoch-*.weights.h5")):
-            if os.path.basename(old) != name:
+            if os.path.basename(old) not in keep:
                 os.remove(old)
 
     def clear(self):

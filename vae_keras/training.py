@@ -317,19 +317,21 @@ def train(config, data=None, callbacks=()):
     val_ds = fit_data.pipeline("test", batch_size=max(config.batch_size, 256), with_labels=config.conditional,
                                binarize_seed=TEST_BINARIZE_SEED if binarized else None)
 
+    early_stopping = None
+    if config.early_stopping_patience:
+        early_stopping = callbacks_lib.ResumableEarlyStopping(monitor="val_loss", patience=config.early_stopping_patience)
     checkpoint = None
     initial_epoch, time_offset = 0, 0.0
     if config.checkpoint_dir:
-        checkpoint = run.checkpoint(config.checkpoint_dir, config.to_dict())
+        checkpoint = run.checkpoint(config.checkpoint_dir, config.to_dict(), monitor="val_loss" if early_stopping else None)
         initial_epoch = checkpoint.restore(model)
         if initial_epoch:
             time_offset = checkpoint.history[-1].get("time", 0.0)
+            if early_stopping is not None:  # continue with the best epoch from before the interruption
+                with run.scope():
+                    early_stopping.resume(checkpoint.history, checkpoint.read_best_weights(model))
             print(f"Resuming from {config.checkpoint_dir} after epoch {initial_epoch}.", flush=True)
     time_limit = callbacks_lib.TimeLimit(config.time_limit) if config.time_limit else None
-    early_stopping = None
-    if config.early_stopping_patience:
-        early_stopping = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True)
     all_callbacks = [callbacks_lib.NaNGuard(), callbacks_lib.EpochTimer(time_offset)]
     all_callbacks += [cb for cb in (time_limit, early_stopping) if cb is not None]
     if config.tensorboard:
@@ -340,6 +342,8 @@ def train(config, data=None, callbacks=()):
 
     if initial_epoch >= config.max_epochs:
         history = checkpoint.history
+        if early_stopping is not None and early_stopping.best_weights_on_resume is not None:
+            model.set_weights(early_stopping.best_weights_on_resume)
     else:
         try:
             fit = run.fit(model, train_ds, validation_data=val_ds, epochs=config.max_epochs, initial_epoch=initial_epoch,
