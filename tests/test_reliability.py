@@ -132,6 +132,22 @@ def test_resuming_with_other_settings_is_refused(digits_npz, tmp_path):
         training.train(training.TrainConfig(**(base | {"latent_dim": 5})))
 
 
+def test_a_checkpoint_from_before_an_option_existed_resumes_when_the_option_keeps_its_default(digits_npz, tmp_path):
+    base = dict(dataset=digits_npz, epochs=2, hidden=(16,), latent_dim=4, batch_size=256, eval_iw_samples=0,
+                out=str(tmp_path / "m"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
+    old_config = training.TrainConfig(**base).to_dict()
+    del old_config["validation_split"]  # as written by a version without --validation-split
+    ckpt = EpochCheckpoint(str(tmp_path / "ckpt"), old_config)
+    model = build_vae((28, 28, 1), latent_dim=4, hidden=(16,))
+    model.compile(optimizer="adam")
+    ckpt.set_model(model)
+    ckpt.on_epoch_end(0, {"loss": 1.0})
+    with pytest.raises(ConfigError, match=r"other settings \(validation_split\)"):  # not the default: refused
+        training.train(training.TrainConfig(**(base | {"validation_split": 0.2})))
+    result = training.train(training.TrainConfig(**base))  # the default: resumes after epoch 1
+    assert [r["epoch"] for r in result["history"]] == [1, 2] and result["history"][0]["loss"] == 1.0
+
+
 def test_early_stopping_restores_the_best_epochs_weights(tmp_path):
     d = np.load(os.path.join(REPO_ROOT, "vae_keras", "data_files", "mnist10k.npz"))
     path = tmp_path / "few.npz"

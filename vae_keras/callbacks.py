@@ -139,13 +139,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Args:
         directory: the checkpoint folder.
         config: the run's config dict; resuming with different settings is refused.
+        monitor: keep the best epoch's weights by this metric too (for `ResumableEarlyStopping`).
+        defaults: the config's default values, for keys a checkpoint from an older version lacks.
     """
 
-    def __init__(self, directory, config, monitor=None):
+    def __init__(self, directory, config, monitor=None, defaults=None):
         super().__init__()
         self.directory = os.fspath(directory)
         self.config = dict(config)
         self.monitor = monitor
+        # A checkpoint written before an option existed ran with that option's default (new options
+        # default to the old behaviour), so a missing key compares as its default.
+        self.defaults = dict(defaults or {})
         self.best_weights_path = None
         self.history = []
 
@@ -169,7 +174,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state = self.read_state()
         if state is None:
             return 0
-        saved = {k: v for k, v in state.get("config", {}).items() if k not in RESUMABLE_CHANGES}
+        saved = {k: v for k, v in {**self.defaults, **state.get("config", {})}.items() if k not in RESUMABLE_CHANGES}
         wanted = {k: v for k, v in self.config.items() if k not in RESUMABLE_CHANGES}
         if saved != wanted:
             changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))

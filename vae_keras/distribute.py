@@ -171,10 +171,11 @@ class WorkerCheckpoint(EpochCheckpoint):
     other workers save to their own temporary folder, removed by :meth:`clear`.
     """
 
-    def __init__(self, directory, config, run, monitor=None):
+    def __init__(self, directory, config, run, monitor=None, defaults=None):
         self.shared_directory = os.fspath(directory)
         self.run = run
-        super().__init__(self.shared_directory if run.is_chief else run.temp_dir("checkpoint"), config, monitor=monitor)
+        super().__init__(self.shared_directory if run.is_chief else run.temp_dir("checkpoint"), config, monitor=monitor,
+                         defaults=defaults)
         self.write_directory = self.directory
 
     def restore(self, model):
@@ -238,12 +239,12 @@ class DistributedRun:
             return path
         return self.temp_dir(os.path.basename(os.path.normpath(path)) or "out")
 
-    def checkpoint(self, directory, config, monitor=None):
+    def checkpoint(self, directory, config, monitor=None, defaults=None):
         """The per-epoch checkpoint callback for ``directory`` under this strategy (``monitor``: keep
         the best epoch's weights by this metric too, for early stopping)."""
         if self.name == "none":
-            return EpochCheckpoint(directory, config, monitor=monitor)
-        return WorkerCheckpoint(directory, config, self, monitor=monitor)
+            return EpochCheckpoint(directory, config, monitor=monitor, defaults=defaults)
+        return WorkerCheckpoint(directory, config, self, monitor=monitor, defaults=defaults)
 
     def min_max(self, value):
         """(min, max) of an integer over all workers (a collective: every worker must call it)."""

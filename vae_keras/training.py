@@ -323,7 +323,8 @@ def train(config, data=None, callbacks=()):
     checkpoint = None
     initial_epoch, time_offset = 0, 0.0
     if config.checkpoint_dir:
-        checkpoint = run.checkpoint(config.checkpoint_dir, config.to_dict(), monitor="val_loss" if early_stopping else None)
+        checkpoint = run.checkpoint(config.checkpoint_dir, config.to_dict(), monitor="val_loss" if early_stopping else None,
+                                    defaults=TrainConfig().to_dict())
         initial_epoch = checkpoint.restore(model)
         if initial_epoch:
             time_offset = checkpoint.history[-1].get("time", 0.0)
