@@ -52,21 +52,11 @@ import numpy as np
 import tensorflow as tf
 from vae_keras import build_vae, distribute, training
 from vae_keras import data as data_lib
+from training_helpers import InterruptAtEpoch
 
 images = data_lib.load_images("mnist-10k")
 small = images.subset(n_train=spec["n_train"], n_test=spec["n_test"])
 results = {}
-
-
-class InterruptAtEpoch(keras.callbacks.Callback):
-    """Ctrl-C at the start of an epoch (after the previous epoch's checkpoint was written)."""
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def end_to_end(distribute_name, out, checkpoint_dir):
@@ -165,7 +155,8 @@ HELD_OUT = "20% of the training split held out (seed 0): 60 images; trained on t
 
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT + os.pathsep + env.get("PYTHONPATH", ""))
+    pythonpath = os.pathsep.join([REPO_ROOT, os.path.join(REPO_ROOT, "tests"), env.get("PYTHONPATH", "")])
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=pythonpath)
     env.update(extra)
     return env
 

@@ -18,6 +18,7 @@ from vae_keras.callbacks import EpochCheckpoint
 from vae_keras.errors import ConfigError
 
 from conftest import REPO_ROOT
+from training_helpers import InterruptAtEpoch
 
 
 @pytest.fixture(scope="module")
@@ -207,18 +208,6 @@ def test_resuming_with_another_validation_split_is_refused(mnist_npz, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-class _InterruptAt(keras.callbacks.Callback):
-    """Ctrl-C at the start of an epoch (the checkpoint then holds the epochs before it)."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
 class _WorseValidation(keras.callbacks.Callback):
     """Adds noise to the decoder's weights before each validation, so later epochs validate worse."""
 
@@ -234,7 +223,7 @@ def test_early_stopping_resumed_from_a_checkpoint_keeps_the_best_epoch_from_befo
                                   validation_split=0.2, early_stopping_patience=10, out=str(tmp_path / "m"),
                                   checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
     with pytest.raises(training.TrainingInterrupted):
-        training.train(config, callbacks=[_InterruptAt(2)])
+        training.train(config, callbacks=[InterruptAtEpoch(2)])
     state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
     best_row = min(state["history"], key=lambda r: r["val_loss"])
     assert state["epoch"] == 2 and state["best_weights"] == f"epoch-{best_row['epoch']}.weights.h5"

@@ -17,6 +17,13 @@ RESUMABLE_CHANGES = frozenset({"epochs", "time_limit", "verbose", "tensorboard",
                                "distribute", "steps_per_execution"})
 
 
+def best_row(history, monitor):
+    """The row of ``history`` (per-epoch dicts) with the lowest ``monitor``, the first of equal values as
+    Keras's EarlyStopping keeps it; None if no row has ``monitor``."""
+    scored = [r for r in history if monitor in r]
+    return min(scored, key=lambda r: r[monitor]) if scored else None
+
+
 class TrainingDivergedError(VaeKerasError):
     """The loss became NaN or infinite."""
 
@@ -110,11 +117,10 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def resume(self, history, best_weights):
         """``history``: the checkpoint's per-epoch rows (1-based ``epoch``); ``best_weights``: the
         weights of its best row's epoch (`EpochCheckpoint.read_best_weights`)."""
-        rows = [r for r in history if self.monitor in r]
-        if not rows or best_weights is None:
+        best = best_row(history, self.monitor)
+        if best is None or best_weights is None:
             return
-        best = min(rows, key=lambda r: r[self.monitor])  # the first of equal values, as Keras keeps it
-        wait = sum(1 for r in rows if r["epoch"] > best["epoch"])
+        wait = sum(1 for r in history if self.monitor in r and r["epoch"] > best["epoch"])
         self._resumed = (best[self.monitor], best["epoch"] - 1, wait, best_weights)
 
     @property
@@ -213,9 +219,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         os.replace(tmp, os.path.join(self.directory, name))
         state = {"epoch": epoch + 1, "weights": name, "history": self.history, "config": self.config}
         keep = {name}
-        scored = [r for r in self.history if self.monitor and self.monitor in r]
-        if scored:  # early stopping resumes with the best epoch's weights: keep that file too
-            state["best_weights"] = f"epoch-{min(scored, key=lambda r: r[self.monitor])['epoch']}.weights.h5"
+        best = best_row(self.history, self.monitor) if self.monitor else None
+        if best is not None:  # early stopping resumes with the best epoch's weights: keep that file too
+            state["best_weights"] = f"epoch-{best['epoch']}.weights.h5"
             keep.add(state["best_weights"])
         fileio.atomic_write_json(self.state_path, state, overwrite=True)
         for old in glob.glob(os.path.join(self.directory, "epoch-*.weights.h5")):

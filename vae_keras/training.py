@@ -363,7 +363,8 @@ def train(config, data=None, callbacks=()):
     metrics["validation_data"] = validation_data  # where the val_* numbers come from
     if early_stopping is not None:
         metrics["stopped_early"] = bool(early_stopping.stopped_epoch)
-        metrics["best_epoch"] = int(min(history, key=lambda r: r.get("val_loss", math.inf))["epoch"]) if history else None
+        best = callbacks_lib.best_row(history, "val_loss")
+        metrics["best_epoch"] = int(best["epoch"]) if best else None
     if config.eval_iw_samples:
         x_test = test_images(data, binarized)
         result = evaluation.evaluate(model, x_test, iw_samples=config.eval_iw_samples, seed=config.seed,
