@@ -97,6 +97,23 @@ class TestTrain:
         assert card["metrics"]["stopped_by_time_limit"] is True
         assert 1 <= card["metrics"]["epochs_trained"] < 1000
 
+    def test_dtype_policy_trains_in_bfloat16_and_serves_float32(self, tiny_npz, tmp_path):
+        import keras
+
+        assert main(["train", "--dataset", tiny_npz, "--epochs", "1", "--out", str(tmp_path), "--name", "bf",
+                     "--dtype-policy", "mixed_bfloat16", *TINY]) == 0
+        path = os.path.join(str(tmp_path), "bf", "1")
+        with open(os.path.join(path, "assets.extra", "config.json")) as f:
+            assert json.load(f)["dtype_policy"] == "mixed_bfloat16"
+        assert keras.config.dtype_policy().name == "float32"  # training left the global policy alone
+        model = keras.saving.load_model(os.path.join(path, "assets.extra", "model.keras"), safe_mode=True)
+        assert model.decoder.layers[-1].compute_dtype == "bfloat16"
+        x = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
+        out = exported.ExportedVAE(path).reconstruct(x)
+        assert {v.dtype for v in out.values()} == {np.dtype("float32")}
+        np.testing.assert_allclose(out["x_mean"], model.predict(x, verbose=0), atol=1e-6)
+        assert np.isfinite(exported.read_card(path)["metrics"]["test_nll"])
+
     def test_tensorboard_logs(self, tiny_npz, tmp_path):
         logdir = tmp_path / "tb"
         assert main(["train", "--dataset", tiny_npz, "--epochs", "1", "--out", str(tmp_path), "--tensorboard", str(logdir), *TINY]) == 0
@@ -140,6 +157,7 @@ class TestBadInput:
         (["train", "--latent-dim", "0"], ["--latent-dim", "'0'"]),
         (["train", "--epochs", "abc"], ["--epochs", "'abc'"]),
         (["train", "--model", "resnet"], ["--model", "resnet"]),
+        (["train", "--dtype-policy", "bfloat16"], ["--dtype-policy", "'bfloat16'", "mixed_bfloat16"]),
         (["train", "--hidden", "512,x"], ["--hidden", "512,x"]),
         (["train", "--beta", "nan"], ["--beta", "nan"]),
         (["train", "--beta", "-1"], ["beta", "-1"]),

@@ -148,23 +148,51 @@ class TestTraining:
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         assert not all(np.array_equal(a, b) for a, b in zip(weights[0], build_vae((28, 28, 1), latent_dim=3, hidden=(16,)).get_weights()))
 
-    def test_trains_under_a_mixed_bfloat16_policy_with_float32_losses(self, mnist_small):
+    @pytest.mark.parametrize("policy, compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
+    def test_trains_under_a_mixed_policy_with_float32_losses(self, mnist_small, policy, compute):
         from vae_keras import data
 
         x = data.to_float(mnist_small.x_train[:64])
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy("mixed_bfloat16")
-        try:
-            vae = build_vae((28, 28, 1), latent_dim=3, hidden=(16,), seed=0)
-            vae.compile(optimizer="adam")
-            history = vae.fit(x, epochs=2, batch_size=32, verbose=0).history
-            losses = vae.compute_vae_losses(x[:8])
-            params = vae.decode(vae.encode(x[:8])[0])
-        finally:
-            keras.config.set_dtype_policy(previous)
-        assert vae.decoder.layers[-1].compute_dtype == "bfloat16"  # the networks really ran in bfloat16
+        before = keras.config.dtype_policy().name
+        vae = build_vae((28, 28, 1), latent_dim=3, hidden=(16,), seed=0, dtype_policy=policy)
+        assert keras.config.dtype_policy().name == before  # the global policy is left alone
+        vae.compile(optimizer="adam")
+        history = vae.fit(x, epochs=2, batch_size=32, verbose=0).history
+        losses = vae.compute_vae_losses(x[:8])
+        params = vae.decode(vae.encode(x[:8])[0])
+        assert vae.decoder.layers[-1].compute_dtype == compute  # the networks really ran in low precision
+        assert {w.dtype for w in vae.trainable_weights} == {"float32"}  # variables stay float32
         assert {keras.backend.standardize_dtype(t.dtype) for t in [*losses.values(), params]} == {"float32"}
         assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+
+    def test_mixed_float16_scales_the_loss_so_its_update_matches_float32(self, mnist_small):
+        """Under mixed_float16 `compile` wraps the optimizer in a LossScaleOptimizer, which divides the
+        gradients by its scale (32768 at first): train_step must multiply the loss by it, or each update
+        is 32768 times too small."""
+        from vae_keras import data
+
+        x = data.to_float(mnist_small.x_train[:32])
+        deltas = {}
+        for policy in ("float32", "mixed_float16"):
+            keras.utils.set_random_seed(0)  # same initial weights and noise
+            vae = build_vae((28, 28, 1), latent_dim=3, hidden=(16,), seed=0, dtype_policy=policy)
+            vae.compile(optimizer=keras.optimizers.SGD(0.01))
+            before = [w.copy() for w in vae.get_weights()]
+            vae.fit(x, epochs=1, batch_size=32, shuffle=False, verbose=0)
+            deltas[policy] = np.concatenate([(a - b).ravel() for a, b in zip(vae.get_weights(), before)])
+            if policy == "mixed_float16":
+                assert isinstance(vae.optimizer, keras.optimizers.LossScaleOptimizer)
+        d32, d16 = deltas["float32"], deltas["mixed_float16"]
+        assert np.linalg.norm(d32) > 0
+        assert np.linalg.norm(d16 - d32) / np.linalg.norm(d32) < 0.01, np.linalg.norm(d16) / np.linalg.norm(d32)
+
+    def test_an_unknown_dtype_policy_is_refused_with_the_choices(self):
+        with pytest.raises(ConfigError, match=r"dtype_policy must be one of \['float32', 'mixed_bfloat16', 'mixed_float16'\] "
+                                              r"or None. Received: 'bfloat16'"):
+            build_vae((28, 28, 1), latent_dim=2, hidden=(8,), dtype_policy="bfloat16")
+        with pytest.raises(ConfigError):  # a failure while building still restores the global policy
+            build_vae((28, 28, 1), latent_dim=2, network="resnet", dtype_policy="mixed_bfloat16")
+        assert keras.config.dtype_policy().name == "float32"
 
     def test_labels_in_the_data_are_ignored_by_an_unconditional_model(self, mnist_small):
         ds = mnist_small.pipeline("train", batch_size=128, with_labels=True)
@@ -174,10 +202,10 @@ class TestTraining:
 
 
 class TestSerialization:
-    @pytest.mark.parametrize("network", ["mlp", "conv"])
-    def test_keras_file_round_trip_gives_identical_outputs(self, tmp_path, batch, network):
+    @pytest.mark.parametrize("network, dtype_policy", [("mlp", None), ("conv", None), ("conv", "mixed_bfloat16")])
+    def test_keras_file_round_trip_gives_identical_outputs(self, tmp_path, batch, network, dtype_policy):
         vae = build_vae((28, 28, 1), latent_dim=3, network=network, hidden=(8, 16) if network == "conv" else (16,),
-                        beta=2.0, binarize=True, free_bits=0.1, seed=4)
+                        beta=2.0, binarize=True, free_bits=0.1, seed=4, dtype_policy=dtype_policy)
         vae.compile(optimizer="adam")
         vae.fit(batch, epochs=1, batch_size=8, verbose=0)
         path = str(tmp_path / "m.keras")
@@ -188,6 +216,8 @@ class TestSerialization:
         for a, b in zip(loaded.encode(batch), vae.encode(batch)):
             np.testing.assert_array_equal(a, b)
         assert (loaded.beta, loaded.binarize, loaded.free_bits, loaded.seed) == (2.0, True, 0.1, 4)
+        policies = [[layer.dtype_policy.name for layer in m.decoder.layers if layer.weights] for m in (vae, loaded)]
+        assert policies[0] == policies[1] == [dtype_policy or "float32"] * len(policies[0])
         loaded.fit(batch, epochs=1, batch_size=8, verbose=0)  # still trains after loading
 
     def test_get_config_mirrors_init(self):

@@ -123,6 +123,9 @@ def build_parser():
                         "needs --validation-split, so that the weights are not selected on the test split")
     t.add_argument("--steps-per-execution", type=_positive_int, metavar="N",
                    help="training steps per compiled call: the same updates with less per-step overhead (default 32 on one device, 1 with --distribute)")
+    t.add_argument("--dtype-policy", choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                   help="precision of the networks (default float32): mixed_bfloat16 runs them in bfloat16, mixed_float16 in "
+                        "float16 with dynamic loss scaling; the losses stay float32")
     t.add_argument("--clip-norm", type=_finite_float, help="clip the global gradient norm to this value")
     t.add_argument("--checkpoint-dir", help="save a checkpoint every epoch; rerunning the same command resumes from it")
     t.add_argument("--eval-iw-samples", type=_non_negative_int, help="K for the test log-likelihood in the model card (default 100, 0 skips)")

@@ -14,6 +14,7 @@ import keras
 from vae_keras import callbacks as callbacks_lib
 from vae_keras import distribute as distribute_lib
 from vae_keras.errors import ConfigError, VaeKerasError
+from vae_keras.models.vae import DTYPE_POLICIES
 
 BINARIZE_CHOICES = ("auto", "dynamic", "none")
 LR_SCHEDULES = ("constant", "cosine")
@@ -61,6 +62,7 @@ class TrainConfig:
     early_stopping_patience: int = 0
     validation_split: float = 0.0  # > 0: hold out this share of the training images for val_* and early stopping
     clip_norm: float | None = None
+    dtype_policy: str = "float32"  # Keras dtype policy of the networks: float32, mixed_bfloat16 or mixed_float16
     steps_per_execution: int | None = None  # None: DEFAULT_STEPS_PER_EXECUTION on one device, 1 under --distribute
     checkpoint_dir: str | None = None
     eval_iw_samples: int = 100
@@ -164,6 +166,7 @@ class TrainConfig:
         choice("lr_schedule", LR_SCHEDULES)
         choice("objective", ("elbo", "iwae"))
         choice("distribute", distribute_lib.STRATEGIES)
+        choice("dtype_policy", DTYPE_POLICIES)
         if self.hidden is not None:
             if isinstance(self.hidden, str):
                 try:
@@ -305,7 +308,7 @@ def train(config, data=None, callbacks=()):
             kl_warmup_steps=int(round(config.kl_warmup_epochs * steps_per_epoch)), free_bits=config.free_bits,
             capacity_max=config.capacity_max, capacity_steps=max(1, int(round(config.capacity_epochs * steps_per_epoch))),
             capacity_gamma=config.capacity_gamma, objective=config.objective, iw_samples=config.iw_samples,
-            num_classes=num_classes, seed=config.seed,
+            num_classes=num_classes, seed=config.seed, dtype_policy=config.dtype_policy,
         )
         if config.output_bias_init:
             model.initialize_output_bias(data_lib.to_float(fit_data.x_train).mean(axis=0))

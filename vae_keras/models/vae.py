@@ -11,6 +11,7 @@ A conditional VAE (``num_classes`` set) models q(z|x, y) and p(x|z, y): its enco
 ``(x, label)`` pairs.
 """
 
+import contextlib
 import math
 
 import keras
@@ -315,6 +316,8 @@ class VAE(keras.Model):
             # Under tf.distribute the optimizer sums the replicas' gradients: weight each replica's
             # batch mean by its share of the global batch (a no-op on one device).
             loss = scale_loss_for_replica(losses["loss"], ops.shape(x)[0])
+            # Loss scaling (a LossScaleOptimizer under mixed_float16, or loss_scale_factor); a no-op otherwise.
+            loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         logs = self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
@@ -382,8 +385,26 @@ class VAE(keras.Model):
         return cls(**config)
 
 
+DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(policy):
+    """Sets Keras's global dtype policy to ``policy`` (None: leave it) for the block, then restores it.
+
+    Layers take the policy in force when they are created, so build the networks inside the block.
+    """
+    previous = keras.config.dtype_policy()
+    if policy is not None:
+        keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood="bernoulli",
-              activation="relu", num_classes=None, **kwargs):
+              activation="relu", num_classes=None, dtype_policy=None, **kwargs):
     """Builds a `VAE` with matching encoder and decoder networks.
 
     Args:
@@ -394,6 +415,10 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
         likelihood: "bernoulli", "gaussian", "logistic" or a `Likelihood`.
         activation: hidden activation.
         num_classes: build a conditional VAE over this many classes (None: unconditional).
+        dtype_policy: Keras dtype policy of the networks, one of `DTYPE_POLICIES` ("mixed_bfloat16" runs
+            them in bfloat16, "mixed_float16" in float16 with loss scaling when compiled); None takes the
+            global policy. The losses, the KL and the likelihood stay float32 either way. The global policy
+            is left as it was.
         **kwargs: further `VAE` arguments (beta, binarize, kl_warmup_steps, free_bits,
             capacity_*, objective, iw_samples, seed, name).
 
@@ -402,10 +427,13 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
     >>> vae.latent_dim, vae.image_shape
     (16, (32, 32, 3))
     """
+    if dtype_policy is not None and dtype_policy not in DTYPE_POLICIES:
+        raise ConfigError(f"dtype_policy must be one of {list(DTYPE_POLICIES)} or None. Received: {dtype_policy!r}")
     like = likelihoods_lib.get(likelihood)
-    encoder = networks.build_encoder(image_shape, latent_dim, network, hidden, activation, num_classes=num_classes)
-    decoder = networks.build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation,
-                                     num_classes=num_classes)
-    vae = VAE(encoder, decoder, likelihood=like, num_classes=num_classes, **kwargs)
-    vae(vae.example_inputs())  # build all weights
+    with dtype_policy_scope(dtype_policy):
+        encoder = networks.build_encoder(image_shape, latent_dim, network, hidden, activation, num_classes=num_classes)
+        decoder = networks.build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation,
+                                         num_classes=num_classes)
+        vae = VAE(encoder, decoder, likelihood=like, num_classes=num_classes, **kwargs)
+        vae(vae.example_inputs())  # build all weights
     return vae
