@@ -70,6 +70,10 @@ CANDIDATES = {
     "defaults": ("today's defaults", {}, None),
     "defaults_mlp1024": ("today's defaults + hidden 1024,512", {"hidden": (1024, 512)}, None),
     "defaults_b256_lr3e-3": ("today's defaults + batch 256, lr 3e-3", {"batch_size": 256, "learning_rate": 3e-3}, None),
+    # round 4: the networks in bfloat16 (--dtype-policy mixed_bfloat16)
+    "defaults_bf16": ("today's defaults + --dtype-policy mixed_bfloat16", {"dtype_policy": "mixed_bfloat16"}, None),
+    "defaults_mlp1024_bf16": ("today's defaults + hidden 1024,512 + mixed_bfloat16",
+                              {"hidden": (1024, 512), "dtype_policy": "mixed_bfloat16"}, None),
 }
 BASELINE_CANDIDATES = {
     "burda2016_b20": ("Burda et al. baseline, batch 20 (paper)", 20),

@@ -6,7 +6,9 @@
   (the baselines), with the same log-weights as `vae_keras.VAE.log_importance_weights`.
 - `train_vae_keras` / `train_baseline_timed`: train one model for a wall-clock budget and return
   its snapshots; `score_snapshots`: NLL of every snapshot on one fixed binarized test set.
-- `throughput`: images/s of `model.fit`, median of timed windows after warm-up.
+- `fit_throughput`: images/s of `model.fit` per timed window after warm-up; `networks_gradient_step` +
+  `step_rates`: images/s of the networks' forward and backward pass alone (the ceiling of any
+  training loop around them); `summarize_rates`: median and IQR of either.
 - machine description and peak-RSS sampling.
 """
 
@@ -314,6 +316,63 @@ def fit_throughput(model, fit_args, batch_size, seconds, warmup_batches=20, wind
         rates.append((steps[j] - steps[i]) * batch_size / (t[j] - t[i]))
         i = j
     return rates
+
+
+def networks_gradient_step(encoder, decoder):
+    """The networks' forward and backward pass alone, as a `tf.function` ``step(x) -> gradients``.
+
+    ``z_mean, z_log_var = encoder(x, training=True)``; the loss is the sum of
+    ``decoder(z_mean + z_log_var, training=True)`` cast to float32 (a stand-in: no likelihood, KL,
+    sampling or optimizer); the gradients are taken with respect to ``encoder.trainable_weights``
+    then ``decoder.trainable_weights``, in that order, one per weight. Timed with `step_rates`, it
+    is the fastest any training loop around these networks can run at their dtype policy.
+    """
+    import tensorflow as tf
+
+    weights = [*encoder.trainable_weights, *decoder.trainable_weights]
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            z_mean, z_log_var = encoder(x, training=True)[:2]
+            out = decoder(z_mean + z_log_var, training=True)
+            loss = tf.reduce_sum(tf.cast(out, tf.float32))
+        return tape.gradient(loss, weights)
+
+    return step
+
+
+def step_rates(step, x, seconds, window=25, warmup=20):
+    """Calls ``step(x)`` for about ``seconds`` and returns images/s (``len(x)`` per call) of each
+    window of ``window`` calls after the first call (tracing) and ``warmup`` more calls.
+
+    Like `fit_throughput`, ``seconds`` counts from the end of the first call and includes the
+    warm-up; at least one window is timed. Each window ends by copying one of the step's outputs
+    to numpy, so the clock stops only once the window's computation has finished.
+    """
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    batch_size = int(x.shape[0])
+
+    def run(calls):
+        out = None
+        for _ in range(calls):
+            out = step(x)
+        if out is not None:
+            tf.nest.flatten(out)[-1].numpy()  # wait for the last call to complete
+
+    run(1)
+    start = time.perf_counter()
+    run(warmup)
+    rates = []
+    while True:
+        t0 = time.perf_counter()
+        run(window)
+        t1 = time.perf_counter()
+        rates.append(window * batch_size / (t1 - t0))
+        if t1 - start >= seconds:
+            return rates
 
 
 def summarize_rates(rates):

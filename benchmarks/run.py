@@ -20,7 +20,8 @@ seed 0, the same estimator seed). Then it measures
 
 - training throughput (images/s, median of timed windows after warm-up, runs alternated) of the
   Keras example's architecture through `vae_keras.VAE` versus the plain-Keras example code (same
-  batch 128), plus informational vae_keras variants (bfloat16, one step per call, XLA);
+  batch 128), plus informational vae_keras variants (bfloat16, one step per call, XLA) and the
+  networks' forward + backward pass alone (float32 and bfloat16): the ceiling of any training loop;
 - serving throughput (batch 256) and batch-1 latency of the first dataset's vae_keras export,
   loaded with `tf.saved_model.load` in a process that never imports vae_keras (`serving.py`);
 - time and peak memory of `vae_keras.evaluation.evaluate` with K=1000 on the test images of the
@@ -137,55 +138,77 @@ def run_throughput(dataset, args):
     from benchmarks import baselines
     from vae_keras import VAE
     from vae_keras import data as data_lib
+    from vae_keras.models.vae import dtype_policy_scope
     from vae_keras.training import TrainConfig
 
     data = data_lib.load_images(harness.resolve_dataset(dataset))
     x_float = data_lib.to_float(data.x_train)
     batch = baselines.KERAS_EXAMPLE_BATCH
 
+    # Every variant's build() makes its model once and returns measure(rep) -> images/s per window.
+    def warmup(rep):
+        return args.throughput_warmup if rep == 0 else 5
+
+    def fit_measure(model, fit_args, fit_kwargs):
+        return lambda rep: harness.fit_throughput(model, fit_args, batch, args.throughput_seconds,
+                                                  warmup_batches=warmup(rep), window=args.throughput_window,
+                                                  fit_kwargs=fit_kwargs)
+
+    def example_networks():
+        """The example's encoder ([z_mean, z_log_var]) and logits decoder, under the policy in force."""
+        encoder, decoder = baselines.keras_example_networks(with_sampling=False)
+        return encoder, baselines.logits_decoder(decoder)
+
     def plain():
         keras.utils.set_random_seed(args.seed)
         model = baselines.build_keras_example(seed=args.seed)
-        return model, (x_float,), {"batch_size": batch, "shuffle": True}
+        return fit_measure(model, (x_float,), {"batch_size": batch, "shuffle": True})
 
     def through_vae_keras(policy=None, **compile_kwargs):
         def build():
             keras.utils.set_random_seed(args.seed)
-            previous = keras.config.dtype_policy()
-            if policy:  # layers take the policy in force when they are built
-                keras.config.set_dtype_policy(policy)
-            try:
-                encoder, decoder = baselines.keras_example_networks(with_sampling=False)
-                vae = VAE(encoder, baselines.logits_decoder(decoder), likelihood="bernoulli", seed=args.seed)
+            with dtype_policy_scope(policy):
+                encoder, decoder = example_networks()
+                vae = VAE(encoder, decoder, likelihood="bernoulli", seed=args.seed)
                 vae(np.zeros((1, 28, 28, 1), np.float32))
-            finally:
-                keras.config.set_dtype_policy(previous)
             compile_kwargs.setdefault("steps_per_execution", TrainConfig().resolved_steps_per_execution)
             vae.compile(optimizer=keras.optimizers.Adam(), **compile_kwargs)
-            return vae, (data.pipeline("train", batch_size=batch, seed=args.seed),), {"shuffle": False}
+            return fit_measure(vae, (data.pipeline("train", batch_size=batch, seed=args.seed),), {"shuffle": False})
+        return build
+
+    def networks_only(policy=None):
+        def build():
+            keras.utils.set_random_seed(args.seed)
+            with dtype_policy_scope(policy):
+                encoder, decoder = example_networks()
+            step = harness.networks_gradient_step(encoder, decoder)
+            x = np.random.default_rng(args.seed).random((batch, *baselines.IMAGE_SHAPE), dtype=np.float32)
+            return lambda rep: harness.step_rates(step, x, args.throughput_seconds, window=args.throughput_window,
+                                                  warmup=warmup(rep))
         return build
 
     spe = TrainConfig().resolved_steps_per_execution
+    ceiling = ("the networks' forward + backward alone (no loss, optimizer or input pipeline): the fastest any "
+               "training loop around them can be at this precision")
     variants = {
         "plain_keras_example": ("plain Keras example code (`model.fit` on numpy, sigmoid + BCE)", plain),
         "vae_keras": (f"`vae_keras.VAE(encoder, decoder)`, compiled as `train()` does (`steps_per_execution={spe}`), "
                       "its tf.data pipeline", through_vae_keras()),
+        "networks_only": (f"ceiling, float32: {ceiling}", networks_only()),
     }
     if not args.quick:
         variants["vae_keras_bf16"] = ("same, under the `mixed_bfloat16` policy (informational: not a default, "
                                       "bfloat16 changes the numbers)", through_vae_keras(policy="mixed_bfloat16"))
         variants["vae_keras_spe1"] = ("same, `steps_per_execution=1` (informational)", through_vae_keras(steps_per_execution=1))
         variants["vae_keras_jit"] = ("same, `compile(jit_compile=True)` (informational)", through_vae_keras(jit_compile=True))
-    built = {}
+        variants["networks_only_bf16"] = (f"ceiling, `mixed_bfloat16`: {ceiling}", networks_only(policy="mixed_bfloat16"))
+    measures = {}
     rates = {k: [] for k in variants}
     for rep in range(args.throughput_repeats):
         for key, (_, build) in variants.items():  # alternated, so machine noise hits all alike
-            if key not in built:
-                built[key] = build()
-            model, fit_args, fit_kwargs = built[key]
-            r = harness.fit_throughput(model, fit_args, batch, args.throughput_seconds,
-                                       warmup_batches=args.throughput_warmup if rep == 0 else 5,
-                                       window=args.throughput_window, fit_kwargs=fit_kwargs)
+            if key not in measures:
+                measures[key] = build()
+            r = measures[key](rep)
             rates[key].extend(r)
             log(f"throughput {key} rep {rep}: median {np.median(r) if r else float('nan'):.0f} images/s over {len(r)} windows")
     out = {"dataset": dataset, "batch_size": batch, "window_batches": args.throughput_window,
@@ -198,6 +221,10 @@ def run_throughput(dataset, args):
         out["variants"][key] = s
     out["ratio_vae_keras_vs_plain"] = out["variants"]["vae_keras"]["ratio_vs_plain"]
     out["target_1_5x_met"] = bool(out["ratio_vae_keras_vs_plain"] and out["ratio_vae_keras_vs_plain"] >= 1.5)
+    # The networks' own forward + backward relative to the plain example's full step: no training loop
+    # around these networks can beat it at that precision. None when not measured (bfloat16 in --quick).
+    out["ceiling_float32_vs_plain"] = out["variants"]["networks_only"]["ratio_vs_plain"]
+    out["ceiling_bfloat16_vs_plain"] = out["variants"].get("networks_only_bf16", {}).get("ratio_vs_plain")
     return out
 
 
@@ -254,6 +281,25 @@ def plot(results, path):
 
 def _f(v, digits=1):
     return "—" if v is None else f"{v:.{digits}f}"
+
+
+def ceiling_sentence(t, target=1.5):
+    """What the networks-only ceiling says about the throughput target, or None if it was not measured
+    (results from before the ceiling existed have no ``ceiling_float32_vs_plain``)."""
+    c, cb, r = t.get("ceiling_float32_vs_plain"), t.get("ceiling_bfloat16_vs_plain"), t.get("ratio_vae_keras_vs_plain")
+    if not c:
+        return None
+    bf16 = f" ({cb:.2f}× in bfloat16)" if cb else ""
+    if c < target:
+        verdict = f"the {target:g}× target is out of reach of any training loop around these networks at float32"
+        if cb:
+            verdict += (" or bfloat16" if cb < target else
+                        "; only bfloat16 (not a default: it changes the numbers) leaves room for it")
+    else:
+        verdict = f"the networks leave room for the {target:g}× target at float32"
+    reached = f"; vae_keras's step reaches {r:.2f}× ({r / c:.0%} of the float32 ceiling)" if r else ""
+    return (f"The networks' forward and backward pass alone runs at {c:.2f}× the plain example's full training "
+            f"step in float32{bf16}, so {verdict} on this machine{reached}.")
 
 
 def render_markdown(results):
@@ -343,6 +389,9 @@ def render_markdown(results):
                          f"{v['windows']} | {_f(v['ratio_vs_plain'], 2)}× |")
         lines += ["", f"Target (vae_keras ≥ 1.5× plain): {'met' if t['target_1_5x_met'] else '**not met**'} "
                   f"({_f(t['ratio_vae_keras_vs_plain'], 2)}×).", ""]
+        ceiling = ceiling_sentence(t)
+        if ceiling:
+            lines += [ceiling, ""]
     sv = results.get("serving")
     if sv:
         lines += ["## SavedModel serving", "",
