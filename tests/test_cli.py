@@ -52,6 +52,7 @@ class TestTrain:
         assert card["metrics"]["epochs_trained"] == 2 and card["metrics"]["test_iw_samples"] == 5
         assert card["metrics"]["validation_data"] == "test split (100 images)"
         assert card["metrics"]["test_num_images"] == 100
+        assert card["dtype_policy"] == "float32"
         with open(os.path.join(path, "assets.extra", "config.json")) as f:
             config = json.load(f)
         assert config["hidden"] == [32] and config["epochs"] == 2 and config["binarize"] == "auto"
@@ -62,6 +63,23 @@ class TestTrain:
         out = capsys.readouterr().out
         assert "Epoch 1/2" in out and "Epoch 2/2" in out and "val_loss" in out
         assert f"Exported {tmp_path}/digits/1" in out  # name defaults to the dataset file's stem
+
+    def test_the_progress_bar_counts_the_steps_that_ran(self):
+        """5 steps per epoch run 4 per call: Keras reports the second call as batch index 7 and its own
+        bar shows 8/5 (keras-team/keras#20861); ours shows 5/5."""
+        import keras
+
+        from vae_keras.callbacks import ProgbarLogger
+
+        seen = []
+        for bar in (keras.callbacks.ProgbarLogger(), ProgbarLogger()):
+            bar.set_params({"verbose": 0, "epochs": 1, "steps": 5})
+            bar.on_train_begin()
+            bar.on_epoch_begin(0)
+            bar.on_train_batch_end(3, {"loss": 1.0})
+            bar.on_train_batch_end(7, {"loss": 1.0})
+            seen.append(bar.seen)
+        assert seen == [8, 5]  # when Keras counts right, the first becomes 5 and ours can go
 
     def test_config_file_fills_flags_and_flags_win(self, tiny_npz, tmp_path):
         cfg = tmp_path / "run.yaml"
@@ -112,7 +130,8 @@ class TestTrain:
         out = exported.ExportedVAE(path).reconstruct(x)
         assert {v.dtype for v in out.values()} == {np.dtype("float32")}
         np.testing.assert_allclose(out["x_mean"], model.predict(x, verbose=0), atol=1e-6)
-        assert np.isfinite(exported.read_card(path)["metrics"]["test_nll"])
+        card = exported.read_card(path)
+        assert card["dtype_policy"] == "mixed_bfloat16" and np.isfinite(card["metrics"]["test_nll"])
 
     def test_tensorboard_logs(self, tiny_npz, tmp_path):
         logdir = tmp_path / "tb"

@@ -87,6 +87,8 @@ class TestModelsFolder:
                      "mlp network (256, 128)", "469,268 parameters", "20 epochs", "β = 4.0"):
             assert part in text
         assert dl.card_summary({}) == "latent dim ?"
+        assert "mixed_bfloat16 networks" in dl.card_summary({"dtype_policy": "mixed_bfloat16"})
+        assert "networks" not in dl.card_summary({"dtype_policy": "float32"})  # the default goes unsaid
 
     def test_comparison_table(self):
         table = dl.comparison_table([("a/1", {"latent_dim": 2, "metrics": {"test_nll": 150.0}}),

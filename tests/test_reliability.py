@@ -99,16 +99,18 @@ class _Poison(keras.callbacks.Callback):
             bias.assign(np.full(bias.shape, np.nan, np.float32))
 
 
-@pytest.mark.parametrize("steps_per_execution, where", [
-    (1, "batch 3"),  # one step per call: the exact batch
-    (2, "one of batches 3-4 (they ran in one call; --steps-per-execution 1 names the exact batch)"),
+@pytest.mark.parametrize("steps_per_execution, at, where", [
+    (1, 2, "batch 3"),  # one step per call: the exact batch
+    (2, 2, "one of batches 3-4 (they ran in one call; --steps-per-execution 1 names the exact batch)"),
+    # 32 steps per epoch, 5 per call: the last call runs batches 31-32, which Keras reports as 31-35
+    (5, 30, "one of batches 31-32 (they ran in one call; --steps-per-execution 1 names the exact batch)"),
 ])
-def test_a_nan_loss_stops_naming_epoch_and_batch_and_keeps_the_last_good_checkpoint(digits_npz, tmp_path, steps_per_execution, where):
+def test_a_nan_loss_stops_naming_epoch_and_batch_and_keeps_the_last_good_checkpoint(digits_npz, tmp_path, steps_per_execution, at, where):
     config = training.TrainConfig(dataset=digits_npz, epochs=4, hidden=(32,), latent_dim=4, batch_size=64,
                                   steps_per_execution=steps_per_execution, eval_iw_samples=0,
                                   out=str(tmp_path / "models"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
     with pytest.raises(TrainingDivergedError, match=rf"became nan at epoch 2, {re.escape(where)}; training stopped and nothing was exported"):
-        training.train(config, callbacks=[_Poison(at=2)])
+        training.train(config, callbacks=[_Poison(at=at)])
     assert not (tmp_path / "models").exists()
     state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
     assert state["epoch"] == 1

@@ -69,6 +69,21 @@ class EpochTimer(keras.callbacks.Callback):
             logs["time"] = self.offset + time.monotonic() - self.start
 
 
+def _clamp_batch(batch, steps):
+    """The index of the last batch Keras really ran: with steps_per_execution N > 1 it reports the
+    epoch's last, shorter group of steps as if it had run N (keras-team/keras#20861)."""
+    return min(batch, steps - 1) if steps else batch
+
+
+class ProgbarLogger(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, counting the steps that ran: 469/469 rather than 480/469 at the end of an
+    epoch of 469 steps run 32 per call (keras-team/keras#20861). `fit` uses it instead of its own
+    when it is in the callbacks."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(_clamp_batch(batch, self.target), logs)  # target: the epoch's steps
+
+
 class NaNGuard(keras.callbacks.Callback):
     """Stops training at the first batch whose loss is NaN or infinite, naming the epoch and batch.
 
@@ -89,6 +104,7 @@ class NaNGuard(keras.callbacks.Callback):
         self.first_batch = batch
 
     def on_train_batch_end(self, batch, logs=None):
+        batch = _clamp_batch(batch, (self.params or {}).get("steps"))
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             # With steps_per_execution > 1 Keras reports once per group of steps: name the group.

@@ -109,6 +109,8 @@ def card_summary(card):
         parts.append(f"{epochs} epochs")
     if card.get("beta") not in (None, 1, 1.0):
         parts.append(f"β = {card['beta']}")
+    if card.get("dtype_policy") not in (None, "float32"):
+        parts.append(f"{card['dtype_policy']} networks")
     if card.get("created"):
         parts.append(f"exported {str(card['created']).replace('T', ' ').rstrip('Z')} UTC")
     return " · ".join(parts)

@@ -224,6 +224,7 @@ def build_model_card(model, dataset=None, metrics=None, extra=None):
         "objective": model.objective,
         "capacity_max": model.capacity_max,
         "parameters": int(model.count_params()),
+        "dtype_policy": model.decoder.dtype_policy.name,  # "mixed_bfloat16": the networks compute in bfloat16
         "dataset": dataset,
         "metrics": metrics or {},
         "signatures": list(SIGNATURES),

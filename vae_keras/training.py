@@ -336,7 +336,7 @@ def train(config, data=None, callbacks=()):
                     early_stopping.resume(checkpoint.history, checkpoint.read_best_weights(model))
             print(f"Resuming from {config.checkpoint_dir} after epoch {initial_epoch}.", flush=True)
     time_limit = callbacks_lib.TimeLimit(config.time_limit) if config.time_limit else None
-    all_callbacks = [callbacks_lib.NaNGuard(), callbacks_lib.EpochTimer(time_offset)]
+    all_callbacks = [callbacks_lib.NaNGuard(), callbacks_lib.EpochTimer(time_offset), callbacks_lib.ProgbarLogger()]
     all_callbacks += [cb for cb in (time_limit, early_stopping) if cb is not None]
     if config.tensorboard:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=run.worker_path(config.tensorboard)))
