@@ -713,10 +713,30 @@ def test_pipeline_shuffle_is_deterministic_per_seed(small):
         label_of[np.rint(img * 255).astype(np.uint8).tobytes()] == lab
         for img, lab in zip(x1, y1, strict=True)
     )
-    # Reshuffled in the next epoch.
-    ds = small.pipeline("train", batch_size=300, seed=7)
-    e1, e2 = (next(iter(ds)).numpy() for _ in range(2))
-    assert not np.array_equal(e1, e2)
+    # Reshuffled in the next epoch, and the sequence of epochs is the same for the same seed.
+    ds_a, ds_b = (small.pipeline("train", batch_size=300, seed=7) for _ in range(2))
+    a1, a2, b1, b2 = collect(ds_a), collect(ds_a), collect(ds_b), collect(ds_b)
+    assert not np.array_equal(a1, a2)
+    np.testing.assert_array_equal(a1, b1)
+    np.testing.assert_array_equal(a2, b2)
+
+
+@pytest.mark.parametrize("n, batch, drop, sizes", [(10, 4, False, [4, 4, 2]), (10, 4, True, [4, 4]),
+                                                  (8, 4, False, [4, 4]), (3, 4, False, [3]), (3, 4, True, [])])
+def test_shuffled_batches_cover_every_image_once_per_epoch(n, batch, drop, sizes):
+    from vae_keras.data import ImageData
+
+    x = np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1)
+    d = ImageData(name="t", x_train=x, y_train=None, x_test=x, y_test=None)
+    ds = d.pipeline("train", batch_size=batch, seed=0, drop_remainder=drop)
+    assert int(ds.cardinality()) == len(sizes)  # known up front, as Keras's progress bar needs
+    for _ in range(3):
+        batches = [np.rint(b.numpy().ravel() * 255).astype(int) for b in ds]
+        assert [len(b) for b in batches] == sizes
+        seen = np.concatenate(batches) if batches else np.array([], int)
+        assert len(set(seen.tolist())) == len(seen)  # no image twice in an epoch
+        if not drop:
+            assert sorted(seen.tolist()) == list(range(n))
 
 
 def test_pipeline_binarize(mnist):
