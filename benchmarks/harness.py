@@ -24,6 +24,7 @@ import numpy as np
 from keras import ops
 
 from benchmarks import baselines
+from vae_keras.callbacks import last_batch_run
 
 FASHION_DIR = os.environ.get("VAE_KERAS_FASHION_DIR", "/usr/share/datasets/fashion-mnist")
 DATASET_ALIASES = {"fashion": FASHION_DIR, "fashion-mnist": FASHION_DIR}
@@ -158,9 +159,7 @@ class StepCounter:
         self._last_index = -1
 
     def batch_end(self, batch, params):
-        steps = (params or {}).get("steps")
-        if steps:
-            batch = min(batch, steps - 1)
+        batch = last_batch_run(batch, (params or {}).get("steps"))
         self.done += batch - self._last_index
         self._last_index = batch
         return self.done

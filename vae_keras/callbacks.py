@@ -69,9 +69,10 @@ class EpochTimer(keras.callbacks.Callback):
             logs["time"] = self.offset + time.monotonic() - self.start
 
 
-def _clamp_batch(batch, steps):
-    """The index of the last batch Keras really ran: with steps_per_execution N > 1 it reports the
-    epoch's last, shorter group of steps as if it had run N (keras-team/keras#20861)."""
+def last_batch_run(batch, steps):
+    """The index of the last batch Keras really ran, from the ``batch`` it passes to
+    ``on_train_batch_end`` and the epoch's ``steps`` (None: unknown): with steps_per_execution N > 1
+    it reports the epoch's last, shorter group of steps as if it had run N (keras-team/keras#20861)."""
     return min(batch, steps - 1) if steps else batch
 
 
@@ -81,7 +82,7 @@ class ProgbarLogger(keras.callbacks.ProgbarLogger):
     when it is in the callbacks."""
 
     def on_train_batch_end(self, batch, logs=None):
-        super().on_train_batch_end(_clamp_batch(batch, self.target), logs)  # target: the epoch's steps
+        super().on_train_batch_end(last_batch_run(batch, self.target), logs)  # target: the epoch's steps
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -104,7 +105,7 @@ class NaNGuard(keras.callbacks.Callback):
         self.first_batch = batch
 
     def on_train_batch_end(self, batch, logs=None):
-        batch = _clamp_batch(batch, (self.params or {}).get("steps"))
+        batch = last_batch_run(batch, (self.params or {}).get("steps"))
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             # With steps_per_execution > 1 Keras reports once per group of steps: name the group.
