@@ -210,7 +210,7 @@ class LogitsAdapter:
         return z_mean, z_log_var
 
     def log_importance_weights(self, x, num_samples, seed=None):
-        from vae_keras.models.vae import diag_normal_log_prob, standard_normal_log_prob
+        from vae_keras.models.vae import diag_normal_log_prob_of_noise, standard_normal_log_prob
 
         z_mean, z_log_var = self.encode(x)
         batch = ops.shape(z_mean)[0]
@@ -219,7 +219,7 @@ class LogitsAdapter:
         logits = self.decoder(ops.reshape(z, (-1, self.latent_dim)), training=False)
         x_rep = ops.tile(x, (num_samples, 1, 1, 1))
         log_px = ops.reshape(self.likelihood.log_prob(x_rep, logits), (num_samples, batch))
-        return log_px + standard_normal_log_prob(z) - diag_normal_log_prob(z, z_mean[None], z_log_var[None])
+        return log_px + standard_normal_log_prob(z) - diag_normal_log_prob_of_noise(eps, z_log_var[None])
 
 
 def score(scorable, x_test, iw_samples):

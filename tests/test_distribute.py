@@ -5,7 +5,9 @@ Both strategies must give the numbers of single-device training with the same gl
 - **exact check** (a VAE whose posterior variance is pinned to e^-24, so the sampling noise is
   ~1e-5 and irrelevant, with plain SGD so that a wrongly scaled gradient changes the result; 193
   images in batches of 64, so the last global batch has a single image and one replica gets an
-  empty batch): weights agree with single-device training to ATOL_WEIGHTS and the per-epoch
+  empty batch), for every option that changes the loss (EXACT_VARIANTS: beta with warm-up, free
+  bits and controlled capacity at their kinks, the IWAE objective with warm-up, sample weights,
+  mixed_float16): weights agree with single-device training to ATOL_WEIGHTS and the per-epoch
   metrics to RTOL_METRICS.
 - **end-to-end** (``train()`` / the CLI settings: Adam, dynamic binarization, random sampling,
   validation and early stopping on a held-out ``--validation-split``, interrupted after one epoch
@@ -13,6 +15,8 @@ Both strategies must give the numbers of single-device training with the same gl
   between one device and several replicas, so final train/validation losses agree within
   RTOL_END_TO_END (observed: 0.25-0.45%). Adam is nearly blind to a constant gradient factor, so
   this check alone could not catch a loss-scaling bug; the exact check does.
+- **exact resume** under MirroredStrategy: the interrupted and resumed ``train()`` ends with the
+  weights of the uninterrupted one.
 
 Everything TensorFlow-distributed runs in subprocesses: logical CPU devices must be configured and
 MultiWorkerMirroredStrategy created before TensorFlow initialises, which the test process did long ago.
@@ -36,7 +40,7 @@ from conftest import REPO_ROOT
 ATOL_WEIGHTS = 1e-5
 RTOL_METRICS = 1e-5
 RTOL_END_TO_END = 0.01
-TIMEOUT = 240  # seconds per subprocess (a hung collective must not hang the suite)
+TIMEOUT = 600  # seconds per subprocess (a hung collective must not hang the suite; 2 shared cores can be slow)
 
 # Shared by the subprocess scripts: data, the deterministic VAE and the runs.
 COMMON = r'''
@@ -52,6 +56,7 @@ import numpy as np
 import tensorflow as tf
 from vae_keras import build_vae, distribute, training
 from vae_keras import data as data_lib
+from vae_keras.models.vae import gaussian_kl
 from training_helpers import InterruptAtEpoch
 
 images = data_lib.load_images("mnist-10k")
@@ -59,14 +64,15 @@ small = images.subset(n_train=spec["n_train"], n_test=spec["n_test"])
 results = {}
 
 
-def end_to_end(distribute_name, out, checkpoint_dir):
-    """train() interrupted after epoch 1 and resumed from its checkpoint; returns history etc."""
+def end_to_end(distribute_name, out, checkpoint_dir, interrupt=True):
+    """train() interrupted after epoch 1 and resumed from its checkpoint (or not interrupted); returns history etc."""
     config = dict(spec["config"], distribute=distribute_name, out=out, checkpoint_dir=checkpoint_dir)
-    try:
-        training.train(training.TrainConfig(**config), data=small, callbacks=[InterruptAtEpoch(1)])
-        raise AssertionError("the interrupt did not stop training")
-    except training.TrainingInterrupted:
-        pass
+    if interrupt:
+        try:
+            training.train(training.TrainConfig(**config), data=small, callbacks=[InterruptAtEpoch(1)])
+            raise AssertionError("the interrupt did not stop training")
+        except training.TrainingInterrupted:
+            pass
     result = training.train(training.TrainConfig(**config), data=small)
     model = result["model"]
     probe = data_lib.to_float(small.x_test[:8])
@@ -76,32 +82,54 @@ def end_to_end(distribute_name, out, checkpoint_dir):
             "probe": probe.tolist(), "probe_z_mean": np.asarray(z_mean).tolist()}
 
 
-def exact_vae():
+def exact_vae(variant):
     """A VAE with q(z|x) variance pinned to e^-24 (non-trainable), so sampling noise is negligible."""
     keras.utils.set_random_seed(1)
-    vae = build_vae((28, 28, 1), latent_dim=4, hidden=(32,), binarize=False, seed=1)
+    vae = build_vae((28, 28, 1), latent_dim=4, hidden=(32,), binarize=False, seed=1,
+                    dtype_policy=variant.get("dtype_policy"), **variant.get("model", {}))
     layer = vae.encoder.get_layer("z_log_var_raw")
     layer.kernel.assign(np.zeros(layer.kernel.shape, "float32"))
     layer.bias.assign(np.full(layer.bias.shape, -24.0, "float32"))
     layer.trainable = False
+    # Free bits and capacity at the kinks: a floor / target equal to the first global batch's own KL, so
+    # the replicas' halves of a batch fall on both sides of it (per-replica max/abs would differ).
+    first = tf.constant(data_lib.to_float(images.x_train[:64]))
+    kl = np.asarray(gaussian_kl(*vae.encode(first))).mean(axis=0)
+    if variant.get("free_bits") == "median":
+        vae.free_bits = float(np.median(kl))
+    if variant.get("capacity") == "first_kl":
+        vae.capacity_max, vae.capacity_steps = float(kl.sum()), 1
     vae.compile(optimizer=keras.optimizers.SGD(learning_rate=spec["sgd_lr"]))
     return vae
 
 
-def exact(mode, strategy=None):
+def exact_data(n, variant):
+    """193 (train) or 70 (validation) images in batches of 64, with sample weights if the variant has them."""
+    source = images.x_train[:n] if n == 193 else images.x_test[:n]
+    x = data_lib.to_float(source)
+    if variant.get("sample_weight"):
+        weights = np.linspace(0.25, 1.75, n).astype("float32")
+        return tf.data.Dataset.from_tensor_slices((x, np.zeros(n, "int32"), weights)).batch(64)
+    return tf.data.Dataset.from_tensor_slices(x).batch(64)
+
+
+def exact(mode, strategy=None, variant=None):
     """2 epochs of SGD on 193 images in batches of 64: mode 'fit' (model.fit) or 'loop' (distributed_fit)."""
-    x = data_lib.to_float(images.x_train[:193])
-    x_val = data_lib.to_float(images.x_test[:70])
-    train_ds = tf.data.Dataset.from_tensor_slices(x).batch(64)
-    val_ds = tf.data.Dataset.from_tensor_slices(x_val).batch(64)
+    variant = variant or {}
+    train_ds, val_ds = exact_data(193, variant), exact_data(70, variant)
     with (strategy.scope() if strategy is not None else contextlib.nullcontext()):
-        vae = exact_vae()
+        vae = exact_vae(variant)
     if mode == "fit":
         history = vae.fit(train_ds, validation_data=val_ds, epochs=2, verbose=0).history
     else:
         history = distribute.distributed_fit(vae, strategy, train_ds, validation_data=val_ds, epochs=2, verbose=0).history
     return {"history": {k: [float(v) for v in vals] for k, vals in history.items()},
             "weights": [np.asarray(w).tolist() for w in vae.get_weights()]}
+
+
+def exact_all(mode, strategy=None, only=None):
+    """`exact` for every option variant of spec["variants"] (or those named in ``only``)."""
+    return {name: exact(mode, strategy, variant) for name, variant in spec["variants"].items() if not only or name in only}
 
 
 def save():
@@ -112,11 +140,12 @@ def save():
 MIRRORED_SCRIPT = COMMON + r'''
 strategy = distribute.create_strategy("mirrored")
 results["num_replicas"] = strategy.num_replicas_in_sync
-results["exact_single"] = exact("fit")
-results["exact_mirrored_fit"] = exact("fit", strategy)
-results["exact_mirrored_loop"] = exact("loop", strategy)
+results["exact_single"] = exact_all("fit")
+results["exact_mirrored_fit"] = exact_all("fit", strategy)
+results["exact_mirrored_loop"] = exact_all("loop", strategy, only=["plain"])  # every variant: the 2-worker test
 t = time.time()
 results["e2e_mirrored"] = end_to_end("mirrored", spec["out"], spec["checkpoint_dir"])
+results["e2e_mirrored_whole"] = end_to_end("mirrored", spec["out"], spec["checkpoint_dir"] + "-whole", interrupt=False)
 results["e2e_none"] = end_to_end("none", spec["out"] + "-single", spec["checkpoint_dir"] + "-single")
 save()
 '''
@@ -126,9 +155,9 @@ name = spec["distribute"]
 results["e2e"] = end_to_end(name, spec["out"], spec["checkpoint_dir"])
 strategy = distribute.create_strategy(name)  # the run's strategy (created once per process)
 if name == "none":
-    results["exact"] = exact("fit")
+    results["exact"] = exact_all("fit")
 else:
-    results["exact"] = exact("loop", strategy)
+    results["exact"] = exact_all("loop", strategy)
     # Only worker 1 asks to stop (as TimeLimit does, by its own clock) after its 2nd step:
     # both workers must stop after the same step (one later) and skip the next epochs.
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
@@ -139,13 +168,28 @@ else:
                 self.model.stop_training = True
 
     with strategy.scope():
-        vae = exact_vae()
+        vae = exact_vae({})
     ds = tf.data.Dataset.from_tensor_slices(data_lib.to_float(images.x_train[:193])).batch(64)
     history = distribute.distributed_fit(vae, strategy, ds, epochs=3, verbose=0, callbacks=[StopOnWorker1()])
     results["stop"] = {"iterations": int(vae.optimizer.iterations.numpy()), "epochs": len(history.history["loss"]),
                        "weights": [np.asarray(w).tolist() for w in vae.get_weights()]}
 save()
 '''
+
+# The exact check runs every option that changes the loss (vae_keras.options): each must give single-device
+# SGD's weights under 2 replicas and 2 workers. Free bits and capacity sit at their kinks (see exact_vae).
+EXACT_VARIANTS = {
+    "plain": {},
+    "beta_warmup": {"model": {"beta": 2.0, "kl_warmup_steps": 3}},
+    "free_bits": {"free_bits": "median", "model": {"free_bits": 1.0}},
+    "capacity": {"capacity": "first_kl", "model": {"capacity_max": 1.0, "capacity_gamma": 3.0}},
+    "iwae": {"model": {"objective": "iwae", "iw_samples": 3, "beta": 1.5, "kl_warmup_steps": 3}},
+    "sample_weight": {"sample_weight": True},
+    "mixed_float16": {"dtype_policy": "mixed_float16"},
+}
+# float16 networks round differently when a batch is split: looser, still 1e4 times tighter than an unscaled update.
+# Capacity's gamma * |KL - C| multiplies the KL gradient's rounding differences (observed 1.6e-5 with 2 workers).
+EXACT_TOLERANCES = {"mixed_float16": (2e-3, 2e-3), "capacity": (1e-4, RTOL_METRICS)}
 
 # Validation on 20% of the training images held out (early stopping restores the best weights at the end).
 SMALL_CONFIG = {"latent_dim": 4, "hidden": [32], "batch_size": 64, "epochs": 2, "eval_iw_samples": 5,
@@ -191,12 +235,18 @@ def _max_weight_diff(a, b):
     return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(a, b))
 
 
-def _assert_exact(result, reference, what):
-    diff = _max_weight_diff(result["weights"], reference["weights"])
-    assert diff < ATOL_WEIGHTS, f"{what}: weights differ from single-device SGD by {diff}"
-    assert set(result["history"]) == set(reference["history"])
-    for key, values in reference["history"].items():
-        np.testing.assert_allclose(result["history"][key], values, rtol=RTOL_METRICS, err_msg=f"{what}: {key}")
+def _assert_exact(results, references, what):
+    assert set(results) <= set(references) == set(EXACT_VARIANTS)
+    for name, result in results.items():
+        reference = references[name]
+        atol, rtol = EXACT_TOLERANCES.get(name, (ATOL_WEIGHTS, RTOL_METRICS))
+        diff = _max_weight_diff(result["weights"], reference["weights"])
+        assert diff < atol, f"{what}, {name}: weights differ from single-device SGD by {diff}"
+        assert set(result["history"]) == set(reference["history"])
+        for key, values in reference["history"].items():
+            if name == "iwae" and key.endswith("loss"):
+                continue  # log q(z|x) holds each draw's eps^2: the bound's value is noise (its gradient is not)
+            np.testing.assert_allclose(result["history"][key], values, rtol=rtol, err_msg=f"{what}, {name}: {key}")
 
 
 def _assert_end_to_end(rows, reference_rows):
@@ -279,6 +329,7 @@ def test_mirrored_two_logical_cpus_matches_single_device(tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT)
     spec = {"logical_cpus": 2, "n_train": 300, "n_test": 100, "sgd_lr": 2e-3, "config": SMALL_CONFIG,
+            "variants": EXACT_VARIANTS,
             "out": str(tmp_path / "models"), "checkpoint_dir": str(tmp_path / "ckpt"), "result": str(tmp_path / "result.json")}
     procs = [_spawn(str(script), spec, _env(), tmp_path / "log.txt")]
     try:
@@ -292,6 +343,7 @@ def test_mirrored_two_logical_cpus_matches_single_device(tmp_path):
 
     # Exact: model.fit (VAE.train_step) and the custom loop, both over 2 replicas, vs one device.
     _assert_exact(result["exact_mirrored_fit"], result["exact_single"], "MirroredStrategy + model.fit")
+    assert set(result["exact_mirrored_fit"]) == set(EXACT_VARIANTS)
     _assert_exact(result["exact_mirrored_loop"], result["exact_single"], "MirroredStrategy + distributed_fit")
 
     # End-to-end train(): interrupted, resumed from the checkpoint, exported; close to one device.
@@ -304,6 +356,10 @@ def test_mirrored_two_logical_cpus_matches_single_device(tmp_path):
     assert vae.card["metrics"]["validation_data"] == HELD_OUT
     assert os.listdir(tmp_path / "ckpt") == []  # the checkpoint is cleared after the export
 
+    # Exact resume under MirroredStrategy: the interrupted and resumed run ends with the uninterrupted run's weights.
+    diff = _max_weight_diff(e2e["weights"], result["e2e_mirrored_whole"]["weights"])
+    assert diff <= ATOL_WEIGHTS, f"resumed mirrored run differs from the uninterrupted one by {diff}"
+
 
 # ------------------------------------------------------------------------------------------------
 # Two MultiWorkerMirroredStrategy workers on 127.0.0.1
@@ -313,7 +369,7 @@ def test_mirrored_two_logical_cpus_matches_single_device(tmp_path):
 def test_two_workers_match_single_process(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER_SCRIPT)
-    base = {"n_train": 300, "n_test": 100, "sgd_lr": 2e-3, "config": SMALL_CONFIG}
+    base = {"n_train": 300, "n_test": 100, "sgd_lr": 2e-3, "config": SMALL_CONFIG, "variants": EXACT_VARIANTS}
     ports = distribute.free_loopback_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
@@ -346,7 +402,8 @@ def test_two_workers_match_single_process(tmp_path):
     for log in logs:
         assert "Epoch 2/2" in log and "Resuming from" in log
     assert _max_weight_diff(chief["e2e"]["weights"], other["e2e"]["weights"]) == 0.0
-    assert _max_weight_diff(chief["exact"]["weights"], other["exact"]["weights"]) == 0.0
+    for name in EXACT_VARIANTS:
+        assert _max_weight_diff(chief["exact"][name]["weights"], other["exact"][name]["weights"]) == 0.0, name
 
     # A stop asked for by one worker only stops both after the same step.
     assert chief["stop"]["iterations"] == other["stop"]["iterations"] == 3
@@ -369,5 +426,6 @@ def test_two_workers_match_single_process(tmp_path):
     assert len(exported.read_history(chief["e2e"]["export_path"])) == 2
 
     # Numbers agree with the single process: exactly (SGD, no noise) and end to end (within 1%).
+    assert set(chief["exact"]) == set(EXACT_VARIANTS)
     _assert_exact(chief["exact"], single["exact"], "MultiWorkerMirroredStrategy loop")
     _assert_end_to_end(chief["e2e"]["history"], single["e2e"]["history"])

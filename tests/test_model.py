@@ -253,7 +253,7 @@ class TestValidation:
         ({"objective": "vamp"}, r"Received: objective='vamp'"),
         ({"iw_samples": 0}, r"Received: iw_samples=0"),
         ({"kl_warmup_steps": -3}, r"Received: kl_warmup_steps=-3"),
-        ({"likelihood": "gaussian", "binarize": True}, r"Received: likelihood='gaussian'"),
+        ({"likelihood": "gaussian", "binarize": True}, r"binarize=True cannot be combined with likelihood='gaussian'"),
     ])
     def test_bad_arguments_name_what_was_received(self, kwargs, message):
         with pytest.raises(ConfigError, match=message):

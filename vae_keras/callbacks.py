@@ -7,6 +7,7 @@ import os
 import time
 
 import keras
+import numpy as np
 
 from vae_keras import fileio
 from vae_keras.errors import ConfigError, VaeKerasError
@@ -151,8 +152,16 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best, self.best_epoch, self.wait, self.best_weights = self._resumed
 
 
+def random_state_variables(model):
+    """The model's random-number state: its seed generators' state variables (the sampling and
+    binarization noise), which ``save_weights`` does not save. In a fixed order for a given model."""
+    weight_ids = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weight_ids]
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves weights, optimizer state and the history after every epoch, atomically, to resume from.
+    """Saves weights, optimizer state, the random state and the history after every epoch,
+    atomically, so that a resumed run continues exactly where the uninterrupted one would be.
 
     ``DIR/state.json`` names the newest ``epoch-N.weights.h5`` and holds the per-epoch history and
     the run's config; it is replaced atomically after the weights file is complete, so a kill at
@@ -209,10 +218,22 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(weights)
+        self._restore_random_state(model, state.get("random_state"))
         self.history = list(state["history"])
         best = state.get("best_weights")
         self.best_weights_path = os.path.join(self.directory, best) if best else None
         return int(state["epoch"])
+
+    def _restore_random_state(self, model, saved):
+        if saved is None:  # a checkpoint from before the random state was saved: the noise restarts
+            return
+        variables = random_state_variables(model)
+        if len(saved) != len(variables):
+            raise ConfigError(
+                f"Checkpoint {self.state_path!r} holds {len(saved)} random-state variables; this model has "
+                f"{len(variables)}. Resume it with the same options, or pass another --checkpoint-dir.")
+        for variable, value in zip(variables, saved):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
 
     def read_best_weights(self, model):
         """The weights of the best epoch by ``monitor`` (kept beside the newest), as ``get_weights()``
@@ -220,9 +241,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if not self.best_weights_path:
             return None
         latest = model.get_weights()
+        # The file holds the optimizer state too: keep the newest epoch's, which the resumed run continues from.
+        optimizer_state = [v.numpy() for v in model.optimizer.variables] if model.optimizer is not None else []
         model.load_weights(self.best_weights_path)
         best = model.get_weights()
         model.set_weights(latest)
+        for variable, value in zip(model.optimizer.variables if model.optimizer is not None else [], optimizer_state):
+            variable.assign(value)
         return best
 
     def on_epoch_end(self, epoch, logs=None):
@@ -234,7 +259,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         tmp = os.path.join(self.directory, f".tmp-{name}")
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, os.path.join(self.directory, name))
-        state = {"epoch": epoch + 1, "weights": name, "history": self.history, "config": self.config}
+        state = {"epoch": epoch + 1, "weights": name, "history": self.history, "config": self.config,
+                 "random_state": [np.asarray(v.numpy()).tolist() for v in random_state_variables(self.model)]}
         keep = {name}
         best = best_row(self.history, self.monitor) if self.monitor else None
         if best is not None:  # early stopping resumes with the best epoch's weights: keep that file too

@@ -105,7 +105,7 @@ def build_parser():
     t.add_argument("--learning-rate", type=_finite_float, help="Adam learning rate (default 2e-3)")
     t.add_argument("--lr-schedule", choices=["constant", "cosine"], help="learning-rate schedule over --epochs (default constant)")
     t.add_argument("--beta", type=_finite_float, help="KL weight (1 = ELBO, >1 = beta-VAE)")
-    t.add_argument("--kl-warmup-epochs", type=_finite_float, help="anneal the KL weight from 0 to beta over this many epochs (default 2; 0 turns it off)")
+    t.add_argument("--kl-warmup-epochs", type=_finite_float, help="anneal the KL weight from 0 to beta over this many epochs (default 2, 0 under --capacity-max; 0 turns it off)")
     t.add_argument("--free-bits", type=_finite_float, help="KL floor per latent dim in nats during training")
     t.add_argument("--capacity-max", type=_finite_float,
                    help="controlled capacity (Burgess et al. 2018): push the KL towards a target growing to this many nats")

@@ -763,6 +763,7 @@ class ImageData:
         binarize_seed=None,
         drop_remainder=False,
         cache=True,
+        skip_epochs=0,
     ):
         """A ``tf.data.Dataset`` of float32 batches in [0, 1] of shape ``[B, H, W, C]``.
 
@@ -780,6 +781,9 @@ class ImageData:
             drop_remainder: drop the last, smaller batch.
             cache: keep the converted float32 batches of an unshuffled pipeline in memory after
                 the first pass (ignored when shuffling, where batches differ every epoch).
+            skip_epochs: a shuffled pipeline starts with the order of pass ``skip_epochs + 1`` of a
+                pipeline built with the same seed (a run resumed after that many epochs sees the
+                data in the order of the uninterrupted run).
 
         Raises:
             DataError: ``with_labels=True`` on unlabelled data.
@@ -796,6 +800,8 @@ class ImageData:
             raise ConfigError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
         if not _is_int(seed):
             raise ConfigError(f"seed must be an int. Received: seed={seed!r}")
+        if not _is_int(skip_epochs) or skip_epochs < 0:
+            raise ConfigError(f"skip_epochs must be an int >= 0. Received: skip_epochs={skip_epochs!r}")
         if binarize_seed is not None and not _is_int(binarize_seed):
             raise ConfigError(
                 f"binarize_seed must be None or an int. Received: binarize_seed={binarize_seed!r}"
@@ -829,7 +835,7 @@ class ImageData:
             return xb
 
         if shuffle:
-            ds = _shuffled_index_batches(n, int(batch_size), int(seed), bool(drop_remainder))
+            ds = _shuffled_index_batches(n, int(batch_size), int(seed), bool(drop_remainder), int(skip_epochs))
         else:
             ds = tf.data.Dataset.range(n).batch(int(batch_size), drop_remainder=bool(drop_remainder))
         ds = ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -838,13 +844,13 @@ class ImageData:
         return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _shuffled_index_batches(n, batch_size, seed, drop_remainder):
+def _shuffled_index_batches(n, batch_size, seed, drop_remainder, skip_epochs=0):
     """Batches of indices into ``n`` images, in a new random order on every pass over the dataset.
 
     Each pass draws one permutation in a single op and cuts it into batches, so tf.data handles
     ``n / batch_size`` index vectors per epoch instead of shuffling ``n`` scalars one by one, which
     halves tf.data's own time per epoch. Seeded: pipelines built with the same seed give the same
-    sequence of epoch orders.
+    sequence of epoch orders; ``skip_epochs`` starts that sequence at pass ``skip_epochs + 1``.
     """
     full = n // batch_size
     rest = n - full * batch_size
@@ -860,7 +866,10 @@ def _shuffled_index_batches(n, batch_size, seed, drop_remainder):
 
     # One fresh seed per pass (Keras iterates the dataset anew in every epoch). flat_map hides the
     # number of batches, which Keras needs for its progress bar and steps per epoch: state it.
-    ds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).flat_map(one_pass)
+    pass_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    for _ in range(skip_epochs):  # each new iterator advances the pass seeds' generator by one pass
+        iter(pass_seeds)
+    ds = pass_seeds.take(1).flat_map(one_pass)
     return ds.apply(tf.data.experimental.assert_cardinality(len(lengths)))
 
 

@@ -14,15 +14,18 @@
 
 How the numbers stay those of single-device training with the same (global) batch size:
 
-- **Loss scaling.** Keras's optimizer *sums* the replicas' gradients. Each replica's loss is its
-  batch mean (``VAE.compute_vae_losses``, the one loss definition), so it is weighted by the
-  replica's share of the global batch (:func:`scale_loss_for_replica`: ``n_local / n_global``,
-  ``n_global`` all-reduced, so an uneven last batch is exact too). The sum of the gradients is
-  then the gradient of the global-batch mean. A replica with an empty share (a last batch smaller
-  than the number of replicas) contributes exactly zero instead of NaN.
-- **Metrics.** The loop reduces per-replica *sums* (``loss * n``, ``n``) with
-  ``strategy.reduce(SUM)``, so ``loss``, ``reconstruction``, ``kl`` and their ``val_`` versions
-  are means over every image of the epoch, whatever the split.
+- **One step.** Every strategy runs the model's own ``VAE.train_step`` (``model.fit`` on one
+  device and under ``MirroredStrategy``; :func:`distributed_fit` inside ``strategy.run``), so loss
+  scaling (mixed_float16), sample weights, the KL warm-up and every objective act the same way.
+- **Global-batch losses.** The step's batch means are all-reduced over the replicas
+  (`vae_keras.replica.batch_means`), so every replica computes the loss of the global batch, and
+  non-linear terms (free bits' max, controlled capacity's abs) act on global-batch statistics as
+  on one device. Each replica differentiates ``loss / num_replicas`` and Keras's optimizer sums the
+  replicas' gradients: the sum is the gradient of the global-batch loss. A replica with an empty
+  share (a last batch smaller than the number of replicas) adds zeros.
+- **Metrics.** The model's metric trackers are updated on every replica with the global-batch
+  values, weighted by the replica's share of the batch, so ``loss``, ``reconstruction``, ``kl`` and
+  their ``val_`` versions are means over every image of the epoch, whatever the split.
 - **Data.** Every worker builds the same seeded pipeline of global batches;
   ``experimental_distribute_dataset`` with auto-shard policy ``DATA`` hands each replica its
   slice of every global batch, so a step sees exactly the images of the single-process step.
@@ -44,10 +47,8 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from vae_keras.callbacks import EpochCheckpoint
@@ -58,7 +59,6 @@ TF_CONFIG = "TF_CONFIG"
 _TF_CONFIG_EXAMPLE = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                       '"task": {"type": "worker", "index": 0}}\'')
 _ROLES = ("chief", "worker")
-_METRICS = ("loss", "reconstruction", "kl")
 _cache = {}
 
 
@@ -253,19 +253,18 @@ class DistributedRun:
         values = _all_gather(self.strategy, [float(value)])
         return int(values.min()), int(values.max())
 
-    def fit(self, model, x, validation_data=None, epochs=1, initial_epoch=0, callbacks=(), verbose="auto", **kwargs):
+    def fit(self, model, x, validation_data=None, epochs=1, initial_epoch=0, callbacks=(), verbose="auto"):
         """``model.fit`` for ``"none"`` and ``"mirrored"``; :func:`distributed_fit` for ``"multi-worker"``.
 
-        Returns a `keras.callbacks.History` in every case.
+        ``x`` is a finite `tf.data.Dataset` of one epoch's global batches, iterated anew (one iterator)
+        per epoch under every strategy, so that epoch e always sees the dataset's pass e (a resumed
+        run's pipeline skips the passes of the epochs already done). Returns a `keras.callbacks.History`.
         """
-        clip = getattr(model.optimizer, "global_clipnorm", None) or getattr(model.optimizer, "clipnorm", None)
-        if clip and self.num_replicas > 1:
-            warnings.warn("Under tf.distribute Keras clips each replica's share of the gradient before the replicas' "
-                          "gradients are summed, so --clip-norm acts per replica (looser than on one device).",
-                          stacklevel=2)
         if self.name != "multi-worker":
+            # steps_per_epoch: Keras then makes exactly one iterator per epoch (without it, it makes a spare
+            # one at the end of each epoch, which would shift a shuffled pipeline's sequence of passes).
             return model.fit(x, validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch,
-                             callbacks=list(callbacks), verbose=verbose, **kwargs)
+                             callbacks=list(callbacks), verbose=verbose, steps_per_epoch=_num_batches(x), shuffle=False)
         return distributed_fit(model, self.strategy, x, validation_data=validation_data, epochs=epochs,
                                initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
 
@@ -317,11 +316,6 @@ def setup(name):
                           task=(task_type, task_index), num_workers=sum(len(v) for v in cluster.values()))
 
 
-# ------------------------------------------------------------------------------------------------
-# Loss scaling (used by VAE.train_step and the distributed loop)
-# ------------------------------------------------------------------------------------------------
-
-
 def free_loopback_ports(n):
     """``n`` distinct free TCP ports on 127.0.0.1, for a local test cluster's TF_CONFIG."""
     import socket
@@ -334,26 +328,6 @@ def free_loopback_ports(n):
     finally:
         for s in socks:
             s.close()
-
-
-def scale_loss_for_replica(loss, local_batch_size):
-    """Weights a replica's batch-mean ``loss`` by its share of the global batch.
-
-    Keras's optimizer sums the replicas' gradients, so the weighted losses' gradients add up to the
-    gradient of the mean over the global batch. Outside a multi-replica strategy this returns
-    ``loss`` unchanged. A replica with an empty batch (its mean is NaN) contributes exactly 0.
-
-    Args:
-        loss: scalar tensor, the mean loss over this replica's ``local_batch_size`` examples.
-        local_batch_size: this replica's batch size (a scalar tensor or int).
-    """
-    strategy = tf.distribute.get_strategy()
-    context = tf.distribute.get_replica_context()
-    if strategy.num_replicas_in_sync == 1 or context is None:
-        return loss
-    local = tf.cast(local_batch_size, loss.dtype)
-    total = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
-    return tf.math.multiply_no_nan(loss, local / total)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -392,57 +366,42 @@ def shard_by_data(dataset):
     return dataset.with_options(options)
 
 
-def _weighted_sums(losses, batch_size, stop):
-    """[loss*n, reconstruction*n, kl*n, n, stop] for one replica (an empty batch gives zeros)."""
-    n = tf.cast(batch_size, tf.float32)
-    sums = [tf.math.multiply_no_nan(tf.cast(losses[k], tf.float32), n) for k in _METRICS]
-    return tf.stack(sums + [n, tf.cast(stop, tf.float32)])
-
-
-def _logs_from_sums(sums):
-    count = max(float(sums[3]), 1.0)
-    return {k: float(sums[i]) / count for i, k in enumerate(_METRICS)}
+def _first(value):
+    """A value that is the same on every replica (the model's logs): the first replica's copy."""
+    return value.values[0] if hasattr(value, "values") else value
 
 
 def make_step_functions(model, strategy):
     """Returns ``(train_step, test_step)`` tf.functions over iterators of distributed batches.
 
-    ``train_step(iterator, stop)`` takes the next global batch and runs one synchronous step on
-    every replica; it returns the globally reduced ``[loss*n, reconstruction*n, kl*n, n, stop]``
-    sums and the schedules (a dict, maybe empty). ``stop`` (0/1) is this worker's wish to stop,
-    summed over workers so that all stop after the same step. ``test_step(iterator)`` returns the
-    same sums for the validation losses. Both raise ``OutOfRangeError`` (on every worker at the
-    same step) when the data is exhausted.
+    Both run the model's own ``train_step`` / ``test_step`` on every replica (the one step that
+    ``model.fit`` runs too). ``train_step(iterator, stop)`` takes the next global batch, runs one
+    synchronous step and returns ``(logs, stop_sum)``: the model's logs (metric means since the last
+    ``reset_metrics``, and the schedules) and the sum over every replica of ``stop``, this worker's
+    0/1 wish to stop, so that all workers stop after the same step. ``test_step(iterator)``
+    returns the logs of the model's ``test_step``. Both raise ``OutOfRangeError`` (on every worker
+    at the same step) when the data is exhausted.
     """
-    schedule_keys = [k for k, on in (("kl_weight", model.kl_warmup_steps and model.capacity_max <= 0),
-                                      ("capacity", model.capacity_max > 0)) if on]
+    sum_op = tf.distribute.ReduceOp.SUM
 
     def replica_train(data, stop):
-        x, label = model._unpack(data)
-        n = tf.shape(x)[0]
-        with tf.GradientTape() as tape:
-            losses = model.compute_vae_losses(x, label, training=True)
-            loss = scale_loss_for_replica(losses["loss"], n)
-        grads = tape.gradient(loss, model.trainable_weights)
-        model.optimizer.apply_gradients(zip(grads, model.trainable_weights))
-        return _weighted_sums(losses, n, stop), {k: tf.cast(losses[k], tf.float32) for k in schedule_keys}
+        return model.train_step(data), tf.identity(stop)  # a new tensor per replica, so it can be reduced
 
-    def replica_test(data):
-        x, label = model._unpack(data)
-        losses = model.compute_vae_losses(x, label, training=False)
-        return _weighted_sums(losses, tf.shape(x)[0], 0.0)
-
-    sum_op, mean_op = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
+    def cross_replica_logs(logs):
+        # Metric means read here, in cross-replica context, aggregate every replica's sums (read on one
+        # replica they would weight the steps by that replica's share); the schedules are the same everywhere.
+        logs = tf.nest.map_structure(_first, logs)
+        logs.update({m.name: m.result() for m in model.metrics})
+        return logs
 
     @tf.function
     def train_step(iterator, stop):
-        sums, schedules = strategy.run(replica_train, args=(next(iterator), stop))
-        return (strategy.reduce(sum_op, sums, axis=None),
-                {k: strategy.reduce(mean_op, v, axis=None) for k, v in schedules.items()})
+        logs, stops = strategy.run(replica_train, args=(next(iterator), stop))
+        return cross_replica_logs(logs), strategy.reduce(sum_op, stops, axis=None)
 
     @tf.function
     def test_step(iterator):
-        return strategy.reduce(sum_op, strategy.run(replica_test, args=(next(iterator),)), axis=None)
+        return cross_replica_logs(strategy.run(model.test_step, args=(next(iterator),)))
 
     return train_step, test_step
 
@@ -466,8 +425,8 @@ def distributed_fit(model, strategy, dataset, validation_data=None, epochs=1, in
     """Trains ``model`` (built and compiled in ``strategy.scope()``) like ``model.fit``, with a
     custom loop that works under `MultiWorkerMirroredStrategy`.
 
-    Each step runs `VAE.compute_vae_losses` on every replica's slice of the global batch (see
-    :func:`scale_loss_for_replica`) and reduces the metric sums over all replicas; the Keras
+    Each step runs the model's ``train_step`` on every replica's slice of the global batch (the
+    step ``fit`` runs; its losses are global-batch values, see `vae_keras.replica`); the Keras
     callbacks (progress bar, History, checkpoints, early stopping, time limit...) see the same
     logs as under ``fit``. Every worker must call it with the same arguments.
 
@@ -499,22 +458,19 @@ def distributed_fit(model, strategy, dataset, validation_data=None, epochs=1, in
     epoch_logs = None
     for epoch in range(initial_epoch, epochs):
         callbacks.on_epoch_begin(epoch)
-        totals = np.zeros(5)
+        model.reset_metrics()
         logs = {}
         iterator, step = iter(train_dist), 0
         while True:
             callbacks.on_train_batch_begin(step)
             try:
-                sums, schedules = train_fn(iterator, tf.constant(float(bool(model.stop_training))))
+                step_logs, stops = train_fn(iterator, tf.constant(float(bool(model.stop_training))))
             except (StopIteration, tf.errors.OutOfRangeError):
                 break
-            sums = sums.numpy()
-            totals[:4] += sums[:4]
-            logs = _logs_from_sums(totals)
-            logs.update({k: float(v) for k, v in schedules.items()})
+            logs = {k: float(v) for k, v in step_logs.items()}
             # A stop asked for by a callback on any worker reaches all of them with the next step, and
             # all stop after that step: breaking on the local flag alone would desert the others.
-            stop_everywhere = sums[4] > 0
+            stop_everywhere = float(stops) > 0
             if stop_everywhere:
                 model.stop_training = True
             callbacks.on_train_batch_end(step, logs)
@@ -526,10 +482,10 @@ def distributed_fit(model, strategy, dataset, validation_data=None, epochs=1, in
         epoch_logs = dict(logs)
         if val_dist is not None:
             callbacks.on_test_begin()
-            val_totals = np.zeros(5)
-            for sums in _steps(test_fn, iter(val_dist)):
-                val_totals += sums.numpy()
-            val_logs = _logs_from_sums(val_totals)
+            model.reset_metrics()
+            val_logs = {}
+            for step_logs in _steps(test_fn, iter(val_dist)):
+                val_logs = {k: float(v) for k, v in step_logs.items()}
             callbacks.on_test_end(val_logs)
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
         callbacks.on_epoch_end(epoch, epoch_logs)

@@ -13,12 +13,14 @@ import keras
 
 from vae_keras import callbacks as callbacks_lib
 from vae_keras import distribute as distribute_lib
+from vae_keras import options as options_lib
 from vae_keras.errors import ConfigError, VaeKerasError
 from vae_keras.models.vae import DTYPE_POLICIES
 
 BINARIZE_CHOICES = ("auto", "dynamic", "none")
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_EPOCHS = 30
+DEFAULT_KL_WARMUP_EPOCHS = 2.0
 # Training steps per compiled call on one device: the same updates with less per-step Python overhead
 # (1.3-1.6x the images/s of one step per call for the default MLP on a 2-core CPU; benchmarks/RESULTS.md).
 DEFAULT_STEPS_PER_EXECUTION = 32
@@ -50,7 +52,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     lr_schedule: str = "constant"
     beta: float = 1.0
-    kl_warmup_epochs: float = 2.0
+    kl_warmup_epochs: float | None = None  # None: DEFAULT_KL_WARMUP_EPOCHS, or 0 under controlled capacity
     free_bits: float = 0.0
     capacity_max: float = 0.0
     capacity_epochs: float = 10.0
@@ -127,15 +129,11 @@ class TrainConfig:
             positive_int(name)
         if self.steps_per_execution is not None:
             positive_int("steps_per_execution")
-            if self.steps_per_execution > 1 and self.distribute != "none":
-                raise ConfigError(
-                    f"steps-per-execution {self.steps_per_execution} cannot be used with --distribute {self.distribute}: "
-                    "Keras 3 fails to run several steps per call under MirroredStrategy (keras-team/keras#19246) and "
-                    "the multi-worker loop runs one step per call. Drop --steps-per-execution or pass 1.")
         if self.epochs is not None:
             positive_int("epochs")
-        for name in ("beta", "kl_warmup_epochs", "free_bits", "learning_rate", "capacity_max", "capacity_epochs", "capacity_gamma"):
+        for name in ("beta", "free_bits", "learning_rate", "capacity_max", "capacity_epochs", "capacity_gamma"):
             non_negative(name)
+        non_negative("kl_warmup_epochs", allow_none=True)
         non_negative("time_limit", allow_none=True)
         non_negative("clip_norm", allow_none=True)
         if self.clip_norm is not None and self.clip_norm <= 0:
@@ -146,11 +144,6 @@ class TrainConfig:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v < 1:
             raise ConfigError("validation-split must be a number >= 0 and < 1 (the share of the training images held out "
                               f"for validation; 0 validates on the test split). Received: {v!r}")
-        if self.early_stopping_patience and not self.validation_split:
-            raise ConfigError(
-                f"early-stopping-patience {self.early_stopping_patience} needs a validation split held out from the training "
-                "data: without one, val_loss is measured on the test split and early stopping would select the weights on "
-                "test data. Pass e.g. --validation-split 0.1.")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"time-limit must be > 0 seconds. Received: {self.time_limit!r}")
         if not self.learning_rate > 0:
@@ -176,8 +169,16 @@ class TrainConfig:
             self.hidden = tuple(self.hidden)
             if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
                 raise ConfigError(f"hidden must be positive integers such as 512,256. Received: {self.hidden!r}")
-        if self.binarize == "dynamic" and self.likelihood != "bernoulli":
-            raise ConfigError(f"binarize=dynamic needs the bernoulli likelihood. Received: likelihood={self.likelihood!r}")
+        # The option contract (vae_keras.options): refused pairs, named as flags, before any data is loaded.
+        options_lib.check_model_options(
+            objective=self.objective, beta=self.beta, kl_warmup=self.kl_warmup_epochs or 0, free_bits=self.free_bits,
+            capacity_max=self.capacity_max, capacity_steps_set=self.capacity_epochs != TrainConfig.capacity_epochs,
+            capacity_gamma=self.capacity_gamma, iw_samples=self.iw_samples, binarize=self.binarize == "dynamic",
+            likelihood=self.likelihood, cli=True,
+            given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
+        options_lib.check_training_options(dataclasses.asdict(self))
+        if self.kl_warmup_epochs is None:  # resolved, so that config.json and checkpoints hold the value used
+            self.kl_warmup_epochs = 0.0 if self.capacity_max > 0 else DEFAULT_KL_WARMUP_EPOCHS
         if self.name is not None:
             from vae_keras.export import check_model_name
 
@@ -256,6 +257,14 @@ def split_for_validation(config, data):
                       f"{len(fit_data.x_test):,} images; trained on the other {len(fit_data.x_train):,}")
 
 
+def _capacity_options(config, steps_per_epoch):
+    """The model's controlled-capacity arguments (none when it is off: the contract refuses a schedule without it)."""
+    if config.capacity_max <= 0:
+        return {}
+    return {"capacity_max": config.capacity_max, "capacity_gamma": config.capacity_gamma,
+            "capacity_steps": max(1, int(round(config.capacity_epochs * steps_per_epoch)))}
+
+
 def _class_names(data, num_classes):
     if data.class_names:
         return list(data.class_names)
@@ -306,19 +315,12 @@ def train(config, data=None, callbacks=()):
             data.image_shape, latent_dim=config.latent_dim, network=config.model, hidden=config.hidden,
             likelihood=config.likelihood, beta=config.beta, binarize=binarized,
             kl_warmup_steps=int(round(config.kl_warmup_epochs * steps_per_epoch)), free_bits=config.free_bits,
-            capacity_max=config.capacity_max, capacity_steps=max(1, int(round(config.capacity_epochs * steps_per_epoch))),
-            capacity_gamma=config.capacity_gamma, objective=config.objective, iw_samples=config.iw_samples,
+            **_capacity_options(config, steps_per_epoch), objective=config.objective, iw_samples=config.iw_samples,
             num_classes=num_classes, seed=config.seed, dtype_policy=config.dtype_policy,
         )
         if config.output_bias_init:
             model.initialize_output_bias(data_lib.to_float(fit_data.x_train).mean(axis=0))
         model.compile(optimizer=make_optimizer(config, steps_per_epoch), steps_per_execution=config.resolved_steps_per_execution)
-
-    # Validation: the held-out part of the training split (--validation-split) or the test split, binarized once
-    # like the test split so that val_loss is comparable between epochs.
-    train_ds = fit_data.pipeline("train", batch_size=config.batch_size, seed=config.seed, with_labels=config.conditional)
-    val_ds = fit_data.pipeline("test", batch_size=max(config.batch_size, 256), with_labels=config.conditional,
-                               binarize_seed=TEST_BINARIZE_SEED if binarized else None)
 
     early_stopping = None
     if config.early_stopping_patience:
@@ -335,6 +337,13 @@ def train(config, data=None, callbacks=()):
                 with run.scope():
                     early_stopping.resume(checkpoint.history, checkpoint.read_best_weights(model))
             print(f"Resuming from {config.checkpoint_dir} after epoch {initial_epoch}.", flush=True)
+    # The data order of a resumed run continues the uninterrupted run's sequence of epochs. Validation: the
+    # held-out part of the training split (--validation-split) or the test split, binarized once like the test
+    # split so that val_loss is comparable between epochs.
+    train_ds = fit_data.pipeline("train", batch_size=config.batch_size, seed=config.seed, with_labels=config.conditional,
+                                 skip_epochs=initial_epoch)
+    val_ds = fit_data.pipeline("test", batch_size=max(config.batch_size, 256), with_labels=config.conditional,
+                               binarize_seed=TEST_BINARIZE_SEED if binarized else None)
     time_limit = callbacks_lib.TimeLimit(config.time_limit) if config.time_limit else None
     all_callbacks = [callbacks_lib.NaNGuard(), callbacks_lib.EpochTimer(time_offset), callbacks_lib.ProgbarLogger()]
     all_callbacks += [cb for cb in (time_limit, early_stopping) if cb is not None]
@@ -351,7 +360,7 @@ def train(config, data=None, callbacks=()):
     else:
         try:
             fit = run.fit(model, train_ds, validation_data=val_ds, epochs=config.max_epochs, initial_epoch=initial_epoch,
-                            callbacks=all_callbacks, verbose=config.verbose, shuffle=False)  # the pipeline shuffles
+                          callbacks=all_callbacks, verbose=config.verbose)  # the pipeline shuffles
         except KeyboardInterrupt:
             where = (f"The checkpoint in {config.checkpoint_dir!r} keeps every finished epoch; run the same "
                      "command again to resume.") if checkpoint else "Nothing was exported (use --checkpoint-dir to make runs resumable)."

@@ -4,7 +4,13 @@ loss = reconstruction + beta * KL, where
   reconstruction = -log p(x|z), summed over pixels, averaged over the batch, z ~ q(z|x);
   KL = KL(q(z|x) || N(0, I)), analytic, summed over latent dims, averaged over the batch.
 `train_step`/`test_step` compute it, so `model.fit`, `model.evaluate` and callbacks work as usual;
-`call(x)` is the deterministic reconstruction from z_mean.
+`call(x)` is the deterministic reconstruction from z_mean. How the options combine (warm-up, free
+bits, controlled capacity, the IWAE objective, sample weights) is `vae_keras.options`' contract.
+
+`train_step` is the one training step: `model.fit` runs it on one device and under
+`MirroredStrategy`, and the multi-worker loop (`vae_keras.distribute.distributed_fit`) runs it on
+every replica. Its batch means are global-batch means (`vae_keras.replica.batch_means`), so every
+strategy optimises the single-device objective.
 
 A conditional VAE (``num_classes`` set) models q(z|x, y) and p(x|z, y): its encoder takes
 ``[x, label]`` and its decoder ``[z, label]``, with integer labels; the data then yields
@@ -19,7 +25,7 @@ from keras import ops
 
 from vae_keras import likelihoods as likelihoods_lib
 from vae_keras import networks
-from vae_keras.distribute import scale_loss_for_replica
+from vae_keras import options as options_lib
 from vae_keras.errors import ConfigError
 from vae_keras.layers import Sampling
 
@@ -37,19 +43,13 @@ def standard_normal_log_prob(z):
     return ops.sum(-0.5 * (ops.square(z) + LOG_2PI), axis=-1)
 
 
-def diag_normal_log_prob(z, mean, log_var):
-    """log N(z; mean, diag exp(log_var)) summed over the last axis."""
-    return ops.sum(-0.5 * (LOG_2PI + log_var + ops.square(z - mean) * ops.exp(-log_var)), axis=-1)
+def diag_normal_log_prob_of_noise(eps, log_var):
+    """log N(z; mean, diag exp(log_var)) for z = mean + exp(log_var / 2) * eps, summed over the last axis.
 
-
-def _check_non_negative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
-
-
-def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
+    Computed from the standard-normal noise eps rather than from z - mean, which loses every digit
+    of eps once exp(log_var / 2) is far below the rounding error of mean.
+    """
+    return ops.sum(-0.5 * (LOG_2PI + log_var + ops.square(eps)), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -94,20 +94,26 @@ class VAE(keras.Model):
     """
 
     def __init__(self, encoder, decoder, likelihood="bernoulli", beta=1.0, binarize=False,
-                 kl_warmup_steps=0, free_bits=0.0, capacity_max=0.0, capacity_steps=10000, capacity_gamma=1000.0,
-                 objective="elbo", iw_samples=1, num_classes=None, seed=None, **kwargs):
+                 kl_warmup_steps=0, free_bits=0.0, capacity_max=0.0, capacity_steps=options_lib.DEFAULT_CAPACITY_STEPS,
+                 capacity_gamma=options_lib.DEFAULT_CAPACITY_GAMMA, objective="elbo", iw_samples=1, num_classes=None,
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
-        _check_non_negative("beta", beta)
-        _check_non_negative("free_bits", free_bits)
-        _check_non_negative("capacity_max", capacity_max)
-        _check_non_negative("capacity_gamma", capacity_gamma)
-        _check_count("kl_warmup_steps", kl_warmup_steps, 0)
-        _check_count("capacity_steps", capacity_steps, 1)
-        _check_count("iw_samples", iw_samples, 1)
+        for name, value in (("beta", beta), ("free_bits", free_bits), ("capacity_max", capacity_max),
+                            ("capacity_gamma", capacity_gamma)):
+            options_lib.check_non_negative(name, value)
+        options_lib.check_count("kl_warmup_steps", kl_warmup_steps, 0)
+        options_lib.check_count("capacity_steps", capacity_steps, 1)
+        options_lib.check_count("iw_samples", iw_samples, 1)
         if objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {OBJECTIVES}. Received: objective={objective!r}")
         if num_classes is not None:
-            _check_count("num_classes", num_classes, 2)
+            options_lib.check_count("num_classes", num_classes, 2)
+        likelihood = likelihoods_lib.get(likelihood)
+        options_lib.check_model_options(
+            objective=objective, beta=beta, kl_warmup=kl_warmup_steps, free_bits=free_bits, capacity_max=capacity_max,
+            capacity_steps_set=capacity_steps != options_lib.DEFAULT_CAPACITY_STEPS, capacity_gamma=capacity_gamma,
+            iw_samples=iw_samples, binarize=bool(binarize), likelihood=likelihood.name,
+            given={"capacity_steps": capacity_steps, "likelihood": likelihood.name})
         expected_inputs = 1 if num_classes is None else 2
         for part, net in (("encoder", encoder), ("decoder", decoder)):
             if len(net.inputs) != expected_inputs:
@@ -118,12 +124,7 @@ class VAE(keras.Model):
                 )
         self.encoder = encoder
         self.decoder = decoder
-        self.likelihood = likelihoods_lib.get(likelihood)
-        if binarize and not isinstance(self.likelihood, likelihoods_lib.Bernoulli):
-            raise ConfigError(
-                "binarize=True only makes sense with the Bernoulli likelihood. "
-                f"Received: likelihood={self.likelihood.name!r}"
-            )
+        self.likelihood = likelihood
         self.beta = float(beta)
         self.binarize = bool(binarize)
         self.kl_warmup_steps = kl_warmup_steps
@@ -224,6 +225,11 @@ class VAE(keras.Model):
             return ops.convert_to_tensor(0.0, "float32")
         return self.capacity_max * ops.minimum(1.0, (self._step() + 1.0) / float(self.capacity_steps))
 
+    def _latent_noise(self, shape):
+        """Standard-normal noise for the reparameterization, from the `Sampling` layer's seed generator
+        (the one source of latent noise in training and in the importance weights)."""
+        return keras.random.normal(shape, dtype="float32", seed=self.sampling.seed_generator)
+
     def log_importance_weights(self, x, num_samples, seed=None, label=None):
         """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for z_k ~ q(z|x).
 
@@ -238,66 +244,83 @@ class VAE(keras.Model):
             an estimate of the ELBO.
         """
         z_mean, z_log_var = self.encode(x, label)
-        return self._log_weights(x, label, z_mean, z_log_var, num_samples, seed)
-
-    def _log_weights(self, x, label, z_mean, z_log_var, num_samples, seed=None, training=False):
         batch = ops.shape(z_mean)[0]
-        eps = keras.random.normal((num_samples, batch, self.latent_dim), dtype=z_mean.dtype,
+        eps = keras.random.normal((num_samples, batch, self.latent_dim), dtype="float32",
                                   seed=self.noise if seed is None else seed)
+        log_px, log_pz, log_qz = self._log_weight_terms(x, label, z_mean, z_log_var, eps)
+        return log_px + log_pz - log_qz
+
+    def _log_weight_terms(self, x, label, z_mean, z_log_var, eps, training=False):
+        """(log p(x|z_k), log p(z_k), log q(z_k|x)), each [K, B], for z_k = mean + sigma * eps_k (eps [K, B, D])."""
+        num_samples, batch = ops.shape(eps)[0], ops.shape(eps)[1]
         z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps  # [K, B, D]
         flat_z = ops.reshape(z, (-1, self.latent_dim))
         flat_label = None if label is None else ops.tile(label, (num_samples,))  # k-major like flat_z
         params = self.decode(flat_z, flat_label, training=training)
         x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
         log_px = ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
-        log_pz = standard_normal_log_prob(z)
-        log_qz = diag_normal_log_prob(z, z_mean[None], z_log_var[None])
-        return log_px + log_pz - log_qz
+        return log_px, standard_normal_log_prob(z), diag_normal_log_prob_of_noise(eps, z_log_var[None])
 
-    def compute_vae_losses(self, x, label=None, training=False):
-        """Returns a dict with the scalar `loss` to minimise and the `reconstruction` and `kl`
-        batch means (reconstruction = -log p(x|z) summed over pixels; KL summed over dims), plus
-        the schedules' current `kl_weight` / `capacity` in training when they are used."""
+    def compute_vae_losses(self, x, label=None, training=False, sample_weight=None):
+        """The loss of one batch and its parts, as `vae_keras.options` defines them.
+
+        All values are means over the *global* batch (every replica under `tf.distribute`; see
+        `vae_keras.replica.batch_means`), weighted by ``sample_weight`` if given.
+
+        Args:
+            x: images [B, H, W, C] in [0, 1] (binarized afresh here if the model binarizes).
+            label: integer labels [B] of a conditional model.
+            training: the training loss (warm-up weight, free bits, capacity target) if True, else the
+                validation loss (full beta).
+            sample_weight: optional per-image weights [B].
+
+        Returns:
+            A dict of scalars: ``loss`` (to minimise), ``reconstruction`` (-log p(x|z) summed over
+            pixels) and ``kl`` (summed over dims), plus the schedules' current ``kl_weight`` /
+            ``capacity`` in training when they are used.
+        """
+        from vae_keras import replica  # TensorFlow-specific (tf.distribute)
+
         x = ops.convert_to_tensor(x, "float32")
         if self.binarize:
             x = self.binarize_batch(x)
         z_mean, z_log_var = self.encode(x, label, training=training)
         kl_per_dim = gaussian_kl(z_mean, z_log_var)  # [B, D]
-        kl = ops.mean(ops.sum(kl_per_dim, axis=-1))
+        num_samples = self.iw_samples if self.objective == "iwae" else 1
+        eps = self._latent_noise((num_samples, ops.shape(z_mean)[0], self.latent_dim))
+        log_px, log_pz, log_qz = self._log_weight_terms(x, label, z_mean, z_log_var, eps, training=training)
+        weight = self.kl_weight() if training else ops.convert_to_tensor(self.beta, "float32")
+        per_example = {"reconstruction": -log_px[0], "kl": ops.sum(kl_per_dim, axis=-1)}
         if self.objective == "iwae":
-            log_w = self._log_weights(x, label, z_mean, z_log_var, self.iw_samples, training=training)
-            loss = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(self.iw_samples))
-            # Report the ELBO's parts from one more sample, comparable with the ELBO objective.
-            z = self.sampling([z_mean, z_log_var])
-            reconstruction = -ops.mean(self.likelihood.log_prob(x, self.decode(z, label, training=training)))
-            return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
-        z = self.sampling([z_mean, z_log_var])
-        reconstruction = -ops.mean(self.likelihood.log_prob(x, self.decode(z, label, training=training)))
-        if not training:
-            return {"loss": reconstruction + self.beta * kl, "reconstruction": reconstruction, "kl": kl}
-        losses = {"reconstruction": reconstruction, "kl": kl}
-        if self.capacity_max > 0:
+            log_w = log_px + weight * (log_pz - log_qz)
+            per_example["bound"] = -(ops.logsumexp(log_w, axis=0) - math.log(num_samples))
+        elif training and self.free_bits > 0:
+            per_example["kl_per_dim"] = kl_per_dim
+        means = replica.batch_means(per_example, sample_weight)
+        losses = {"reconstruction": means["reconstruction"], "kl": means["kl"]}
+        if self.objective == "iwae":
+            losses["loss"] = means["bound"]
+        elif training and self.capacity_max > 0:
             losses["capacity"] = self.capacity()
-            losses["loss"] = reconstruction + self.capacity_gamma * ops.abs(kl - losses["capacity"])
+            losses["loss"] = means["reconstruction"] + self.capacity_gamma * ops.abs(means["kl"] - losses["capacity"])
+        elif training and self.free_bits > 0:
+            losses["loss"] = means["reconstruction"] + weight * ops.sum(ops.maximum(means["kl_per_dim"], self.free_bits))
         else:
-            kl_term = kl
-            if self.free_bits > 0:
-                kl_term = ops.sum(ops.maximum(ops.mean(kl_per_dim, axis=0), self.free_bits))
-            if self.kl_warmup_steps:
-                losses["kl_weight"] = self.kl_weight()
-            losses["loss"] = reconstruction + self.kl_weight() * kl_term
+            losses["loss"] = means["reconstruction"] + weight * means["kl"]
+        if training and self.kl_warmup_steps:
+            losses["kl_weight"] = weight
         return losses
 
     def _update_metrics(self, losses, batch_size):
-        # A replica's empty share of a small last batch (tf.distribute) has NaN means: weight 0 must stay 0.
-        losses = {k: ops.where(batch_size > 0, v, 0.0) for k, v in losses.items()}
+        # The losses are global-batch values (the same on every replica); weighting each replica's update
+        # by its own share of the batch makes the epoch means exact under any split, empty shares included.
         self.loss_tracker.update_state(losses["loss"], sample_weight=batch_size)
         self.reconstruction_tracker.update_state(losses["reconstruction"], sample_weight=batch_size)
         self.kl_tracker.update_state(losses["kl"], sample_weight=batch_size)
         return {m.name: m.result() for m in self.metrics}
 
     def _unpack(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if isinstance(x, (tuple, list)):
             x, y = (x[0], x[1]) if len(x) > 1 else (x[0], y)
         if self.conditional and y is None:
@@ -305,17 +328,45 @@ class VAE(keras.Model):
                 f"This conditional VAE ({self.num_classes} classes) trains on (images, labels) pairs. "
                 "Received images only: pass fit(x, y) or a dataset of (x, y)."
             )
-        return x, (y if self.conditional else None)
+        if sample_weight is not None:
+            sample_weight = ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+        return x, (y if self.conditional else None), sample_weight
+
+    def _keep_sample_weight(self, x, y, sample_weight):
+        # Keras's array adapter drops sample_weight when y is None (an unconditional VAE's usual call):
+        # give it placeholder labels, which an unconditional model ignores, so the weights reach train_step.
+        if sample_weight is not None and y is None and not self.conditional and hasattr(x, "shape") and hasattr(x, "__len__"):
+            import numpy as np
+
+            return np.zeros(len(x), "int32")
+        return y
+
+    def fit(self, x=None, y=None, *args, sample_weight=None, **kwargs):
+        """`keras.Model.fit`; ``sample_weight`` [N] weights each image's loss (see `vae_keras.options`)."""
+        return super().fit(x, self._keep_sample_weight(x, y, sample_weight), *args, sample_weight=sample_weight, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
+        """`keras.Model.evaluate`; ``sample_weight`` [N] weights each image's loss."""
+        return super().evaluate(x, self._keep_sample_weight(x, y, sample_weight), *args, sample_weight=sample_weight,
+                                **kwargs)
 
     def train_step(self, data):
-        import tensorflow as tf  # train_step is TensorFlow-specific (GradientTape).
+        """One optimizer step: the loss of `compute_vae_losses`, its gradient, the update, the metrics.
 
-        x, label = self._unpack(data)
+        The one training step for every strategy: `fit` calls it on one device and under
+        `MirroredStrategy`, `vae_keras.distribute.distributed_fit` on every replica of every worker.
+        """
+        import tensorflow as tf  # train_step is TensorFlow-specific (GradientTape, tf.distribute).
+
+        from vae_keras import replica
+
+        x, label, sample_weight = self._unpack(data)
         with tf.GradientTape() as tape:
-            losses = self.compute_vae_losses(x, label, training=True)
-            # Under tf.distribute the optimizer sums the replicas' gradients: weight each replica's
-            # batch mean by its share of the global batch (a no-op on one device).
-            loss = scale_loss_for_replica(losses["loss"], ops.shape(x)[0])
+            losses = self.compute_vae_losses(x, label, training=True, sample_weight=sample_weight)
+            # The loss is the global batch's on every replica, and its gradient reaches each replica's
+            # weights through the all-reduce; Keras's optimizer sums the replicas' gradients: divide by
+            # their number (1 on one device).
+            loss = losses["loss"] / replica.num_replicas()
             # Loss scaling (a LossScaleOptimizer under mixed_float16, or loss_scale_factor); a no-op otherwise.
             loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, self.trainable_weights)
@@ -326,8 +377,8 @@ class VAE(keras.Model):
         return logs
 
     def test_step(self, data):
-        x, label = self._unpack(data)
-        losses = self.compute_vae_losses(x, label, training=False)
+        x, label, sample_weight = self._unpack(data)
+        losses = self.compute_vae_losses(x, label, training=False, sample_weight=sample_weight)
         return self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
 
     # ----------------------------------------------------------------- output bias
