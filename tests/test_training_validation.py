@@ -88,7 +88,7 @@ def test_early_stopping_without_a_validation_split_is_refused():
         training.TrainConfig(early_stopping_patience=3).validate()
     message = str(info.value)
     assert "\n" not in message
-    assert "early-stopping-patience 3 needs a validation split" in message
+    assert "--early-stopping-patience 3 cannot be combined with --validation-split 0.0" in message
     assert "select the weights on test data" in message and "--validation-split 0.1" in message
     training.TrainConfig(early_stopping_patience=3, validation_split=0.1).validate()
     training.TrainConfig(validation_split=0.1).validate()  # held-out monitoring without early stopping

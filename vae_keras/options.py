@@ -43,6 +43,7 @@ class Refusal:
     second: str
     when: object  # callable(options dict) -> bool
     why: str
+    fix: str = "Drop one of them."
 
 
 REFUSED = (
@@ -78,7 +79,7 @@ REFUSED_TRAINING = (
     Refusal("early_stopping_patience", "validation_split",
             lambda o: o["early_stopping_patience"] > 0 and not o["validation_split"],
             "without a validation split val_loss is measured on the test split, and early stopping would select the "
-            "weights on test data; pass e.g. --validation-split 0.1"),
+            "weights on test data", fix="Pass e.g. --validation-split 0.1, or drop --early-stopping-patience."),
 )
 
 # Names in messages where the contract's name differs: the keyword of `VAE`, and the command-line flag.
@@ -100,7 +101,7 @@ def _describe(name, options, cli):
 
 def _raise(rule, options, cli):
     a, b = _describe(rule.first, options, cli), _describe(rule.second, options, cli)
-    raise ConfigError(f"{a} cannot be combined with {b}: {rule.why}. Drop one of them.")
+    raise ConfigError(f"{a} cannot be combined with {b}: {rule.why}. {rule.fix}")
 
 
 def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, capacity_max=0.0,
