@@ -639,9 +639,15 @@ def test_bad_image_size_is_a_config_error():
 
 
 @pytest.mark.parametrize("name, shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
-def test_tfds_mock(name, shape):
+def test_tfds_mock(name, shape, tfds_prepared_dir, monkeypatch):
+    """A dataset prepared in the TFDS data_dir loads without touching the network."""
     tfds = pytest.importorskip("tensorflow_datasets")
-    with tfds.testing.mock_data(num_examples=6):
+
+    def no_probe(*args):
+        raise AssertionError("a prepared dataset must not probe the network")
+
+    monkeypatch.setattr(data, "_probe_url", no_probe, raising=False)
+    with tfds.testing.mock_data(num_examples=6, data_dir=tfds_prepared_dir):
         d = data.load_images(name)
     assert d.name == name
     assert d.image_shape == shape
@@ -653,15 +659,80 @@ def test_tfds_mock(name, shape):
     assert 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
 
 
-def test_tfds_download_failure_is_a_data_error(monkeypatch):
+@pytest.fixture
+def tfds_empty_data_dir(tmp_path, monkeypatch):
+    """TFDS's default data_dir pointed at an empty tmp folder (nothing prepared), as TFDS_DATA_DIR would."""
     tfds = pytest.importorskip("tensorflow_datasets")
+    root = tmp_path / "tfds"
+    monkeypatch.setattr(tfds.core.constants, "DATA_DIR", str(root))
+    return root
 
-    def no_network(self, *args, **kwargs):
-        raise OSError("Name or service not known")
 
-    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
-    with pytest.raises(DataError, match=r"could not download.*'mnist'.*Name or service.*mnist-10k"):
+def _files_under(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def test_tfds_unreachable_fails_at_once_with_one_line_and_leaves_nothing(tfds_empty_data_dir, monkeypatch, capsys):
+    """Without network, a TFDS name that is not prepared is refused after one bounded probe: TFDS's
+    download (which retries each file for minutes and floods stderr) never starts."""
+    import urllib.error
+    import urllib.request
+
+    import tensorflow_datasets as tfds
+
+    from vae_keras.cli import main
+
+    probes = []
+
+    def unreachable(request, timeout=None, **kwargs):
+        probes.append(timeout)
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+    def download(self, *args, **kwargs):
+        pytest.fail("download_and_prepare was started without network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download)
+    with pytest.raises(DataError) as err:
         data.load_images("mnist")
+    message = str(err.value)
+    assert "\n" not in message
+    for part in ("'mnist'", str(tfds_empty_data_dir), "Name or service not known", "TFDS_DATA_DIR",
+                 "IDX folder", ".npz", "mnist-10k"):
+        assert part in message, part
+    assert probes and all(t is not None and t <= 10 for t in probes)  # bounded, never TFDS's retry loop
+    assert _files_under(tfds_empty_data_dir) == []
+
+    capsys.readouterr()
+    assert main(["train", "--dataset", "fashion_mnist", "--epochs", "1", "--out", str(tfds_empty_data_dir.parent / "m")]) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and "'fashion_mnist' is not prepared" in err_lines[0], err_lines
+    assert _files_under(tfds_empty_data_dir) == []
+
+
+def test_tfds_failed_download_removes_its_partial_files(tfds_empty_data_dir, monkeypatch):
+    """A download that starts and fails leaves no *.tmp.* files or incomplete.* folders behind;
+    what was in the data_dir before stays."""
+    import tensorflow_datasets as tfds
+
+    kept = tfds_empty_data_dir / "downloads" / "other.tar.gz.tmp.0123"  # not ours: existed before
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"someone else's")
+
+    def partial_download(self, *args, **kwargs):
+        dl = tfds_empty_data_dir / "downloads" / "mnist"
+        dl.mkdir(parents=True)
+        (dl / "cvdf-datasets_mnist_train-images.gz.tmp.3a8bd9fd").write_bytes(b"half")
+        incomplete = tfds_empty_data_dir / "mnist" / "incomplete.SBYWFI_3.0.1"
+        incomplete.mkdir(parents=True)
+        (incomplete / "mnist-train.tfrecord").write_bytes(b"half")
+        raise OSError("Connection reset by peer")
+
+    monkeypatch.setattr(data, "_probe_url", lambda *args: None, raising=False)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", partial_download)
+    with pytest.raises(DataError, match=r"could not download or prepare 'mnist' into data_dir .*Connection reset.*mnist-10k"):
+        data.load_images("mnist")
+    assert _files_under(tfds_empty_data_dir) == ["downloads", "downloads/other.tar.gz.tmp.0123"]
 
 
 # ------------------------------------------------------------------------------------------
