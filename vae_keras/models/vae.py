@@ -140,6 +140,10 @@ class VAE(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        # The encoder and decoder are built functional models, so every weight exists already: build now,
+        # so that count_params, save and export_model work for any VAE(encoder, decoder), fitted or not
+        # (fit never calls the model itself, so nothing else would build it).
+        self.build()
 
     def build(self, input_shape=None):
         # Encoder and decoder are built functional models; nothing else holds weights.
