@@ -394,6 +394,59 @@ def test_idx_folder_round_trip(tmp_path, gz):
     assert d.class_names == tuple(f"c{i}" for i in range(10))
 
 
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist, the README's example
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason=f"needs Fashion-MNIST's IDX labels in {FASHION_MNIST_DIR}")
+def test_idx_fashion_mnist_is_recognised_by_its_labels(tmp_path):
+    """IDX has no class names: Fashion-MNIST's ten come with the package, recognised by the training
+    labels wherever the folder is and gzipped or not; a classes.txt wins; other labels get none."""
+    y = data.read_idx(os.path.join(FASHION_MNIST_DIR, "train-labels-idx1-ubyte.gz"), "labels")
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((len(y), 1, 1)), gz=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", y, gz=False)
+    assert data.load_images(tmp_path).class_names == FASHION_NAMES
+    (tmp_path / "classes.txt").write_text("\n".join(f"k{i}" for i in range(10)))
+    assert data.load_images(tmp_path).class_names == tuple(f"k{i}" for i in range(10))
+    (tmp_path / "classes.txt").unlink()
+    y2 = y.copy()
+    y2[0] = (y2[0] + 1) % 10
+    write_idx(tmp_path / "train-labels-idx1-ubyte", y2, gz=False)
+    assert data.load_images(tmp_path).class_names is None
+
+
+def test_idx_classes_txt_with_too_few_names_is_refused(tmp_path):
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((10, 4, 4)), gz=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(10) % 3, gz=False)
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    with pytest.raises(DataError, match=r"classes.txt' \(one name per line\) has 2 names but the labels go up to 2"):
+        data.load_images(tmp_path)
+
+
+def test_idx_classes_txt_names_reach_the_card_and_sample_label(tmp_path, capsys):
+    """A conditional model trained on an IDX folder with classes.txt: the card has the names and
+    `vae-keras sample --label NAME` takes them in any letter case (the README's `--label sandal`)."""
+    from vae_keras import exported
+    from vae_keras.cli import main
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", rng.integers(0, 256, (40, 8, 8)), gz=True)
+    write_idx(folder / "train-labels-idx1-ubyte", np.arange(40) % 3, gz=True)
+    (folder / "classes.txt").write_text("Coat\nSandal\nAnkle boot\n")
+    assert main(["train", "--dataset", str(folder), "--conditional", "--epochs", "1", "--hidden", "8",
+                 "--latent-dim", "2", "--batch-size", "16", "--eval-iw-samples", "1", "--out", str(tmp_path / "m"),
+                 "--name", "c", "--verbose", "0"]) == 0
+    assert exported.read_card(str(tmp_path / "m" / "c" / "1"))["class_names"] == ["Coat", "Sandal", "Ankle boot"]
+    out = tmp_path / "sandal.png"
+    assert main(["sample", str(tmp_path / "m" / "c"), "--label", "sandal", "--num", "2", "--output", str(out)]) == 0
+    assert out.is_file()
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "m" / "c"), "--label", "boot", "--output", str(tmp_path / "x.png")]) == 2
+    assert "'boot' is neither a class index nor one of" in capsys.readouterr().err
+
+
 def test_idx_without_labels_or_test_split(tmp_path):
     x = np.arange(20 * 4).reshape(20, 2, 2) % 256
     write_idx(tmp_path / "train-images-idx3-ubyte", x, gz=True)

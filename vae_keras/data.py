@@ -9,8 +9,11 @@ in this order:
    - an ``.npz`` file with ``x_train`` (``y_train``, ``x_test``, ``y_test``, ``class_names``
      optional);
    - a folder of IDX files (``train-images-idx3-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``,
-     labels ``train-labels-idx1-ubyte[.gz]`` / ``t10k-labels-idx1-ubyte[.gz]`` optional, class
-     names from an optional ``classes.txt`` with one name per line);
+     labels ``train-labels-idx1-ubyte[.gz]`` / ``t10k-labels-idx1-ubyte[.gz]`` optional). Class
+     names come from an optional ``classes.txt`` beside them (one name per line, line 1 names
+     label 0); without it, Fashion-MNIST's ten names (:data:`FASHION_MNIST_CLASSES`) when the
+     training labels are Fashion-MNIST's (recognised by their SHA-256, wherever the folder is);
+     otherwise none (labels are then addressed by index);
    - a folder of PNG/JPEG images (extensions matched case-insensitively), either directly in it
      (no labels) or in class subfolders (labels; class names are the sorted names of the
      subfolders that hold images, searched recursively), not both. If the folder has both a
@@ -77,6 +80,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import gzip
+import hashlib
 import importlib.resources
 import io
 import os
@@ -89,6 +93,7 @@ import tensorflow as tf
 from vae_keras.errors import ConfigError, DataError
 
 __all__ = [
+    "FASHION_MNIST_CLASSES",
     "IMAGE_EXTENSIONS",
     "MNIST_10K",
     "ImageData",
@@ -936,6 +941,16 @@ def _load_npz(path, name, image_size):
 # -- IDX ---------------------------------------------------------------------------------------
 
 _IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}
+IDX_CLASSES_FILE = "classes.txt"
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+# IDX files carry no class names. Known datasets are recognised by their training labels: the SHA-256 of
+# the 60,000 label bytes after the IDX header (so the same whether the file is gzipped or not, and
+# wherever the folder is). A classes.txt beside the files always wins.
+_KNOWN_IDX_CLASS_NAMES = {
+    "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7": FASHION_MNIST_CLASSES,  # Fashion-MNIST
+}
 
 
 def _idx_candidates(prefix, kind):
@@ -1027,10 +1042,19 @@ def _load_idx_folder(folder, name, image_size):
     x_te = read_idx(test_x, "images") if test_x else None
     y_te = read_idx(test_y, "labels") if test_y else None
     class_names = None
-    classes_txt = os.path.join(folder, "classes.txt")
+    classes_txt = os.path.join(folder, IDX_CLASSES_FILE)
     if y_tr is not None and os.path.isfile(classes_txt):
-        with open(classes_txt, encoding="utf-8") as f:
-            class_names = np.array([line.strip() for line in f if line.strip()])
+        try:
+            with open(classes_txt, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(
+                f"Class names file '{classes_txt}' cannot be read ({type(e).__name__}: {e}). Write it as "
+                "UTF-8 text, one class name per line (line 1 names label 0), or remove it."
+            ) from None
+        class_names = _as_class_names(np.array(names, dtype=str), (y_tr, y_te), f"'{classes_txt}' (one name per line)")
+    elif y_tr is not None:
+        class_names = _KNOWN_IDX_CLASS_NAMES.get(hashlib.sha256(np.ascontiguousarray(y_tr).tobytes()).hexdigest())
     return ImageData.from_arrays(
         x_tr,
         y_tr,
