@@ -267,6 +267,19 @@ def test_vae_from_your_own_networks_fits_saves_and_exports(mnist_small, tmp_path
     assert served.signatures["sample"](num_samples=tf.constant(5), seed=tf.constant(0))["x_mean"].shape == (5, 28, 28, 1)
 
 
+def test_a_vae_subclass_can_still_add_state_after_init():
+    """Building in VAE.__init__ must not lock the model (Keras's build() does): a subclass adds its own
+    layers and metrics after super().__init__()."""
+    from vae_keras import VAE
+
+    class WithExtra(VAE):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.extra = keras.metrics.Mean(name="extra")
+
+    assert WithExtra(*_custom_networks()).built
+
+
 def test_export_takes_the_history_of_the_last_fit(mnist_small, tmp_path):
     """Issue 13 item 6: the Python quick start's export had a history.csv with only a header."""
     from vae_keras import build_vae, data
