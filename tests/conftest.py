@@ -47,6 +47,23 @@ def tiny_export(tiny_trained_vae, tmp_path_factory):
     return str(models_dir), path
 
 
+@pytest.fixture(scope="session")
+def tfds_prepared_dir(tmp_path_factory):
+    """A TFDS data_dir where mnist, fashion_mnist and cifar10 look prepared (their metadata files only).
+
+    Pass it to ``tfds.testing.mock_data(data_dir=...)``: vae_keras then takes the prepared path (no
+    network, no download) and the mock supplies the examples.
+    """
+    import tensorflow_datasets as tfds
+
+    root = tmp_path_factory.mktemp("tfds_data_dir")
+    for name in ("mnist", "fashion_mnist", "cifar10"):
+        builder = tfds.builder(name, data_dir=str(root))
+        os.makedirs(builder.data_dir, exist_ok=True)
+        builder.info.write_to_directory(builder.data_dir)
+    return str(root)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -394,6 +394,59 @@ def test_idx_folder_round_trip(tmp_path, gz):
     assert d.class_names == tuple(f"c{i}" for i in range(10))
 
 
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist, the README's example
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason=f"needs Fashion-MNIST's IDX labels in {FASHION_MNIST_DIR}")
+def test_idx_fashion_mnist_is_recognised_by_its_labels(tmp_path):
+    """IDX has no class names: Fashion-MNIST's ten come with the package, recognised by the training
+    labels wherever the folder is and gzipped or not; a classes.txt wins; other labels get none."""
+    y = data.read_idx(os.path.join(FASHION_MNIST_DIR, "train-labels-idx1-ubyte.gz"), "labels")
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((len(y), 1, 1)), gz=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", y, gz=False)
+    assert data.load_images(tmp_path).class_names == FASHION_NAMES
+    (tmp_path / "classes.txt").write_text("\n".join(f"k{i}" for i in range(10)))
+    assert data.load_images(tmp_path).class_names == tuple(f"k{i}" for i in range(10))
+    (tmp_path / "classes.txt").unlink()
+    y2 = y.copy()
+    y2[0] = (y2[0] + 1) % 10
+    write_idx(tmp_path / "train-labels-idx1-ubyte", y2, gz=False)
+    assert data.load_images(tmp_path).class_names is None
+
+
+def test_idx_classes_txt_with_too_few_names_is_refused(tmp_path):
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((10, 4, 4)), gz=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(10) % 3, gz=False)
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    with pytest.raises(DataError, match=r"classes.txt' \(one name per line\) has 2 names but the labels go up to 2"):
+        data.load_images(tmp_path)
+
+
+def test_idx_classes_txt_names_reach_the_card_and_sample_label(tmp_path, capsys):
+    """A conditional model trained on an IDX folder with classes.txt: the card has the names and
+    `vae-keras sample --label NAME` takes them in any letter case (the README's `--label sandal`)."""
+    from vae_keras import exported
+    from vae_keras.cli import main
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", rng.integers(0, 256, (40, 8, 8)), gz=True)
+    write_idx(folder / "train-labels-idx1-ubyte", np.arange(40) % 3, gz=True)
+    (folder / "classes.txt").write_text("Coat\nSandal\nAnkle boot\n")
+    assert main(["train", "--dataset", str(folder), "--conditional", "--epochs", "1", "--hidden", "8",
+                 "--latent-dim", "2", "--batch-size", "16", "--eval-iw-samples", "1", "--out", str(tmp_path / "m"),
+                 "--name", "c", "--verbose", "0"]) == 0
+    assert exported.read_card(str(tmp_path / "m" / "c" / "1"))["class_names"] == ["Coat", "Sandal", "Ankle boot"]
+    out = tmp_path / "sandal.png"
+    assert main(["sample", str(tmp_path / "m" / "c"), "--label", "sandal", "--num", "2", "--output", str(out)]) == 0
+    assert out.is_file()
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "m" / "c"), "--label", "boot", "--output", str(tmp_path / "x.png")]) == 2
+    assert "'boot' is neither a class index nor one of" in capsys.readouterr().err
+
+
 def test_idx_without_labels_or_test_split(tmp_path):
     x = np.arange(20 * 4).reshape(20, 2, 2) % 256
     write_idx(tmp_path / "train-images-idx3-ubyte", x, gz=True)
@@ -639,9 +692,15 @@ def test_bad_image_size_is_a_config_error():
 
 
 @pytest.mark.parametrize("name, shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
-def test_tfds_mock(name, shape):
+def test_tfds_mock(name, shape, tfds_prepared_dir, monkeypatch):
+    """A dataset prepared in the TFDS data_dir loads without touching the network."""
     tfds = pytest.importorskip("tensorflow_datasets")
-    with tfds.testing.mock_data(num_examples=6):
+
+    def no_probe(*args):
+        raise AssertionError("a prepared dataset must not probe the network")
+
+    monkeypatch.setattr(data, "_probe_url", no_probe, raising=False)
+    with tfds.testing.mock_data(num_examples=6, data_dir=tfds_prepared_dir):
         d = data.load_images(name)
     assert d.name == name
     assert d.image_shape == shape
@@ -653,15 +712,80 @@ def test_tfds_mock(name, shape):
     assert 0.0 <= float(np.min(x)) and float(np.max(x)) <= 1.0
 
 
-def test_tfds_download_failure_is_a_data_error(monkeypatch):
+@pytest.fixture
+def tfds_empty_data_dir(tmp_path, monkeypatch):
+    """TFDS's default data_dir pointed at an empty tmp folder (nothing prepared), as TFDS_DATA_DIR would."""
     tfds = pytest.importorskip("tensorflow_datasets")
+    root = tmp_path / "tfds"
+    monkeypatch.setattr(tfds.core.constants, "DATA_DIR", str(root))
+    return root
 
-    def no_network(self, *args, **kwargs):
-        raise OSError("Name or service not known")
 
-    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
-    with pytest.raises(DataError, match=r"could not download.*'mnist'.*Name or service.*mnist-10k"):
+def _files_under(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def test_tfds_unreachable_fails_at_once_with_one_line_and_leaves_nothing(tfds_empty_data_dir, monkeypatch, capsys):
+    """Without network, a TFDS name that is not prepared is refused after one bounded probe: TFDS's
+    download (which retries each file for minutes and floods stderr) never starts."""
+    import urllib.error
+    import urllib.request
+
+    import tensorflow_datasets as tfds
+
+    from vae_keras.cli import main
+
+    probes = []
+
+    def unreachable(request, timeout=None, **kwargs):
+        probes.append(timeout)
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+    def download(self, *args, **kwargs):
+        pytest.fail("download_and_prepare was started without network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download)
+    with pytest.raises(DataError) as err:
         data.load_images("mnist")
+    message = str(err.value)
+    assert "\n" not in message
+    for part in ("'mnist'", str(tfds_empty_data_dir), "Name or service not known", "TFDS_DATA_DIR",
+                 "IDX folder", ".npz", "mnist-10k"):
+        assert part in message, part
+    assert probes and all(t is not None and t <= 10 for t in probes)  # bounded, never TFDS's retry loop
+    assert _files_under(tfds_empty_data_dir) == []
+
+    capsys.readouterr()
+    assert main(["train", "--dataset", "fashion_mnist", "--epochs", "1", "--out", str(tfds_empty_data_dir.parent / "m")]) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and "'fashion_mnist' is not prepared" in err_lines[0], err_lines
+    assert _files_under(tfds_empty_data_dir) == []
+
+
+def test_tfds_failed_download_removes_its_partial_files(tfds_empty_data_dir, monkeypatch):
+    """A download that starts and fails leaves no *.tmp.* files or incomplete.* folders behind;
+    what was in the data_dir before stays."""
+    import tensorflow_datasets as tfds
+
+    kept = tfds_empty_data_dir / "downloads" / "other.tar.gz.tmp.0123"  # not ours: existed before
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"someone else's")
+
+    def partial_download(self, *args, **kwargs):
+        dl = tfds_empty_data_dir / "downloads" / "mnist"
+        dl.mkdir(parents=True)
+        (dl / "cvdf-datasets_mnist_train-images.gz.tmp.3a8bd9fd").write_bytes(b"half")
+        incomplete = tfds_empty_data_dir / "mnist" / "incomplete.SBYWFI_3.0.1"
+        incomplete.mkdir(parents=True)
+        (incomplete / "mnist-train.tfrecord").write_bytes(b"half")
+        raise OSError("Connection reset by peer")
+
+    monkeypatch.setattr(data, "_probe_url", lambda *args: None, raising=False)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", partial_download)
+    with pytest.raises(DataError, match=r"could not download or prepare 'mnist' into data_dir .*Connection reset.*mnist-10k"):
+        data.load_images("mnist")
+    assert _files_under(tfds_empty_data_dir) == ["downloads", "downloads/other.tar.gz.tmp.0123"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -225,3 +225,75 @@ def test_demo_models_are_committed_and_honour_the_contract():
         assert out["x_mean"].shape == (2, 28, 28, 1) and out["z_mean"].shape == (2, latent)
         assert vae.sample(3, seed=0)["x_mean"].shape == (3, 28, 28, 1)
         assert len(vae.history) >= 5 and vae.card["metrics"]["test_nll"] < 160
+
+
+def _custom_networks(latent_dim=4):
+    """The README's own-networks example, small: a functional encoder -> [z_mean, z_log_var] and a
+    functional decoder -> Bernoulli logits."""
+    inputs = keras.Input((28, 28, 1))
+    h = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inputs))
+    encoder = keras.Model(inputs, [keras.layers.Dense(latent_dim)(h), keras.layers.Dense(latent_dim)(h)])
+    z = keras.Input((latent_dim,))
+    h = keras.layers.Dense(16, activation="relu")(z)
+    decoder = keras.Model(z, keras.layers.Reshape((28, 28, 1))(keras.layers.Dense(28 * 28)(h)))
+    return encoder, decoder
+
+
+def test_vae_from_your_own_networks_fits_saves_and_exports(mnist_small, tmp_path):
+    """Issue 13 item 5: VAE(encoder, decoder), fitted, exported: count_params needs a built model, and
+    fit never calls the model itself. The SavedModel then serves with plain TensorFlow."""
+    import warnings
+
+    from vae_keras import VAE, data
+
+    encoder, decoder = _custom_networks()
+    vae = VAE(encoder, decoder, likelihood="bernoulli", binarize=True, seed=0)
+    vae.compile(optimizer="adam")
+    vae.fit(data.to_float(mnist_small.x_train[:256]), epochs=1, batch_size=64, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vae.save(tmp_path / "own.keras")
+    assert not [w for w in caught if "built" in str(w.message)], [str(w.message) for w in caught]
+    path = export.export_model(vae, tmp_path, "own", dataset="mnist-10k")
+    card = exported.read_card(path)
+    assert card["parameters"] == encoder.count_params() + decoder.count_params() > 0
+    with open(os.path.join(path, "assets.extra", "history.csv")) as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]  # from the model's last fit
+    served = tf.saved_model.load(path)  # the signatures alone, no vae_keras objects
+    x = data.to_float(mnist_small.x_test[:3])
+    out = served.signatures["serving_default"](x=tf.constant(x))
+    np.testing.assert_allclose(out["x_mean"].numpy(), vae.predict(x, verbose=0), atol=1e-6)
+    assert sorted(served.signatures["decode"](z=tf.zeros([2, 4]))) == ["x_logits", "x_mean"]
+    assert served.signatures["sample"](num_samples=tf.constant(5), seed=tf.constant(0))["x_mean"].shape == (5, 28, 28, 1)
+
+
+def test_a_vae_subclass_can_still_add_state_after_init():
+    """Building in VAE.__init__ must not lock the model (Keras's build() does): a subclass adds its own
+    layers and metrics after super().__init__()."""
+    from vae_keras import VAE
+
+    class WithExtra(VAE):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.extra = keras.metrics.Mean(name="extra")
+
+    assert WithExtra(*_custom_networks()).built
+
+
+def test_export_takes_the_history_of_the_last_fit(mnist_small, tmp_path):
+    """Issue 13 item 6: the Python quick start's export had a history.csv with only a header."""
+    from vae_keras import build_vae, data
+
+    vae = build_vae((28, 28, 1), latent_dim=2, hidden=(8,), seed=0)
+    vae.compile(optimizer="adam")
+    x = data.to_float(mnist_small.x_train[:128])
+    vae.fit(x, validation_data=(x[:64],), epochs=3, batch_size=64, verbose=0)
+    path = export.export_model(vae, tmp_path, "m", dataset="mnist-10k")
+    with open(os.path.join(path, "assets.extra", "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    np.testing.assert_allclose([float(r["val_loss"]) for r in rows], vae.history.history["val_loss"], rtol=1e-6)
+    assert exported.read_card(path)["dataset"] == "mnist-10k"
+    # history=[] still means "no history": an explicit value always wins.
+    with open(os.path.join(export.export_model(vae, tmp_path, "m", history=[]), "assets.extra", "history.csv")) as f:
+        assert list(csv.DictReader(f)) == []

@@ -199,11 +199,11 @@ def test_gaussian_likelihood_trains_and_exports_its_scale(tmp_path):
     assert json.load(open(os.path.join(path, "assets.extra", "model_card.json")))["likelihood"] == "gaussian"
 
 
-def test_tfds_colour_dataset_trains_with_conv(tmp_path):
-    """A TFDS colour dataset by name (mocked: no network here) through the CLI, conv + logistic."""
+def test_tfds_colour_dataset_trains_with_conv(tmp_path, tfds_prepared_dir):
+    """A TFDS colour dataset by name (prepared, mocked: no network here) through the CLI, conv + logistic."""
     import tensorflow_datasets as tfds
 
-    with tfds.testing.mock_data(num_examples=24):
+    with tfds.testing.mock_data(num_examples=24, data_dir=tfds_prepared_dir):
         assert main(["train", "--dataset", "cifar10", "--model", "conv", "--hidden", "8,16", "--likelihood", "logistic",
                      "--latent-dim", "4", "--epochs", "1", "--batch-size", "8", "--eval-iw-samples", "2",
                      "--out", str(tmp_path), "--verbose", "0"]) == 0

@@ -274,10 +274,13 @@ def _sample(args):
 
 
 def _class_index(model, text):
-    """A class given by index ('3') or by name ('sandal')."""
+    """A class given by index ('3') or by name, exact or in any letter case ('Sandal', 'sandal')."""
     names = model.class_names
+    folded = [n.casefold() for n in names]
     if text in names and not text.isdigit():
         return names.index(text)
+    if folded.count(text.casefold()) == 1 and not text.isdigit():
+        return folded.index(text.casefold())
     try:
         return int(text)
     except ValueError:

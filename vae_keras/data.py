@@ -9,8 +9,11 @@ in this order:
    - an ``.npz`` file with ``x_train`` (``y_train``, ``x_test``, ``y_test``, ``class_names``
      optional);
    - a folder of IDX files (``train-images-idx3-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``,
-     labels ``train-labels-idx1-ubyte[.gz]`` / ``t10k-labels-idx1-ubyte[.gz]`` optional, class
-     names from an optional ``classes.txt`` with one name per line);
+     labels ``train-labels-idx1-ubyte[.gz]`` / ``t10k-labels-idx1-ubyte[.gz]`` optional). Class
+     names come from an optional ``classes.txt`` beside them (one name per line, line 1 names
+     label 0); without it, Fashion-MNIST's ten names (:data:`FASHION_MNIST_CLASSES`) when the
+     training labels are Fashion-MNIST's (recognised by their SHA-256, wherever the folder is);
+     otherwise none (labels are then addressed by index);
    - a folder of PNG/JPEG images (extensions matched case-insensitively), either directly in it
      (no labels) or in class subfolders (labels; class names are the sorted names of the
      subfolders that hold images, searched recursively), not both. If the folder has both a
@@ -20,8 +23,11 @@ in this order:
 3. a TensorFlow Datasets name (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, ...), loaded
    whole into memory: the first ``Image`` feature gives the images, the first ``ClassLabel``
    feature the labels and class names, the ``test`` split (if there is one) the test split.
-   Variable-size images follow the image-folder size rule. A failed download is a
-   :class:`DataError` suggesting a local path or ``"mnist-10k"``.
+   Variable-size images follow the image-folder size rule. A dataset already prepared in the TFDS
+   data_dir (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``) loads without network. Otherwise the
+   download host is probed for at most 5 s first; unreachable, or a failed download, is one
+   :class:`DataError` naming the data_dir and the local alternatives, and the failed attempt's
+   temporary files are removed.
 
 IDX files must hold unsigned bytes (magic ``0x00000803`` for images, ``0x00000801`` for labels);
 their byte count must match the header exactly.
@@ -74,6 +80,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import gzip
+import hashlib
 import importlib.resources
 import io
 import os
@@ -86,6 +93,7 @@ import tensorflow as tf
 from vae_keras.errors import ConfigError, DataError
 
 __all__ = [
+    "FASHION_MNIST_CLASSES",
     "IMAGE_EXTENSIONS",
     "MNIST_10K",
     "ImageData",
@@ -942,6 +950,16 @@ def _load_npz(path, name, image_size):
 # -- IDX ---------------------------------------------------------------------------------------
 
 _IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}
+IDX_CLASSES_FILE = "classes.txt"
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+# IDX files carry no class names. Known datasets are recognised by their training labels: the SHA-256 of
+# the 60,000 label bytes after the IDX header (so the same whether the file is gzipped or not, and
+# wherever the folder is). A classes.txt beside the files always wins.
+_KNOWN_IDX_CLASS_NAMES = {
+    "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7": FASHION_MNIST_CLASSES,  # Fashion-MNIST
+}
 
 
 def _idx_candidates(prefix, kind):
@@ -1033,10 +1051,19 @@ def _load_idx_folder(folder, name, image_size):
     x_te = read_idx(test_x, "images") if test_x else None
     y_te = read_idx(test_y, "labels") if test_y else None
     class_names = None
-    classes_txt = os.path.join(folder, "classes.txt")
+    classes_txt = os.path.join(folder, IDX_CLASSES_FILE)
     if y_tr is not None and os.path.isfile(classes_txt):
-        with open(classes_txt, encoding="utf-8") as f:
-            class_names = np.array([line.strip() for line in f if line.strip()])
+        try:
+            with open(classes_txt, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(
+                f"Class names file '{classes_txt}' cannot be read ({type(e).__name__}: {e}). Write it as "
+                "UTF-8 text, one class name per line (line 1 names label 0), or remove it."
+            ) from None
+        class_names = _as_class_names(np.array(names, dtype=str), (y_tr, y_te), f"'{classes_txt}' (one name per line)")
+    elif y_tr is not None:
+        class_names = _KNOWN_IDX_CLASS_NAMES.get(hashlib.sha256(np.ascontiguousarray(y_tr).tobytes()).hexdigest())
     return ImageData.from_arrays(
         x_tr,
         y_tr,
@@ -1215,6 +1242,115 @@ def _uint16_to_uint8(x):
     return np.rint(x / 257.0).astype(np.uint8)
 
 
+# TFDS's own download host (its bucket of prepared datasets, and the mirror of mnist and many others).
+_TFDS_PROBE_URL = "https://storage.googleapis.com/tfds-data/"
+_TFDS_PROBE_SECONDS = 5.0
+
+
+def _probe_url(url, seconds):
+    """None if ``url`` answers (any HTTP status) within ``seconds``, else why not ("URLError: ...").
+
+    The request runs in a daemon thread that is abandoned after ``seconds``, so a slow DNS resolver
+    or a network that drops packets cannot stall the caller. Proxies from the environment apply.
+    """
+    import threading
+    import urllib.error
+    import urllib.request
+
+    outcome = {}
+
+    def probe():
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=seconds):
+                outcome["error"] = None
+        except urllib.error.HTTPError:  # the host answered
+            outcome["error"] = None
+        except Exception as e:  # noqa: BLE001 - URLError, OSError, ssl errors...: all mean "not reachable"
+            reason = getattr(e, "reason", None) or e
+            outcome["error"] = f"{type(reason).__name__}: {reason}"
+
+    thread = threading.Thread(target=probe, name="vae-keras-tfds-probe", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return outcome.get("error", f"no answer within {seconds:g} s")
+
+
+def _tfds_local_copy_hint(name, data_dir):
+    return (
+        f"Use a local copy: prepare {name!r} on a machine with network access (`tfds build {name}`) and "
+        f"copy it into '{data_dir}' (or point TFDS_DATA_DIR at a prepared data_dir), or pass a path: an "
+        "IDX folder (e.g. /usr/share/datasets/fashion-mnist from Debian's dataset-fashion-mnist), an "
+        ".npz or an image folder; or use the embedded 'mnist-10k'."
+    )
+
+
+def _prepare_tfds(builder, name):
+    """Makes sure ``builder``'s data is prepared, failing fast with one line when it cannot be downloaded.
+
+    A dataset already prepared in the TFDS data_dir is used as it is (no network). Otherwise the
+    download host is probed first (at most ``_TFDS_PROBE_SECONDS``): without network TFDS would
+    retry each file for minutes and flood stderr. If the download starts and fails, the files it
+    left (``downloads/*.tmp.*``, ``incomplete.*`` folders, new empty folders) are removed.
+    """
+    data_dir = os.fspath(builder.data_dir_root)
+    if os.path.isdir(os.fspath(builder.data_dir)) and builder.is_prepared():  # isdir first: absl warns otherwise
+        return
+    reason = _probe_url(_TFDS_PROBE_URL, _TFDS_PROBE_SECONDS)
+    if reason is not None:
+        host = _TFDS_PROBE_URL.split("/")[2]
+        raise DataError(
+            f"TensorFlow Datasets {name!r} is not prepared in data_dir '{data_dir}' and cannot be "
+            f"downloaded: {host} is unreachable ({reason}). {_tfds_local_copy_hint(name, data_dir)}"
+        )
+    existed, before = os.path.isdir(data_dir), _tree_entries(data_dir)
+    try:
+        builder.download_and_prepare()
+    except BaseException as e:
+        _remove_new_partial_files(data_dir, before, remove_root=not existed)
+        if not isinstance(e, Exception) or isinstance(e, DataError):
+            raise
+        cause = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+        raise DataError(
+            f"TensorFlow Datasets could not download or prepare {name!r} into data_dir '{data_dir}' "
+            f"({cause}). {_tfds_local_copy_hint(name, data_dir)}"
+        ) from None
+
+
+def _tree_entries(root):
+    """Every path below ``root`` (files and folders), as a set; empty if ``root`` does not exist."""
+    found = set()
+    for base, dirs, files in os.walk(root):
+        found.update(os.path.join(base, d) for d in dirs)
+        found.update(os.path.join(base, f) for f in files)
+    return found
+
+
+def _remove_new_partial_files(root, before, remove_root=False):
+    """Removes what a failed TFDS download left below ``root``: new temporary files and folders
+    (``*.tmp.*``, ``incomplete.*``), then new folders left empty (and ``root`` itself if it is empty
+    and ``remove_root``). Nothing in ``before`` is touched; finished downloads stay (TFDS reuses them)."""
+    import shutil
+
+    new = sorted(_tree_entries(root) - before, key=len, reverse=True)  # deepest first
+    for path in new:
+        base = os.path.basename(path)
+        partial = ".tmp." in base or base.startswith("incomplete.")
+        try:
+            if partial and os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif partial and os.path.lexists(path):
+                os.remove(path)
+            elif os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
+                os.rmdir(path)
+        except OSError:
+            pass
+    if remove_root and os.path.isdir(root) and not os.listdir(root):
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass
+
+
 def _load_tfds(builder, name, image_size):
     import tensorflow_datasets as tfds
 
@@ -1226,16 +1362,7 @@ def _load_tfds(builder, name, image_size):
             f"TensorFlow Datasets dataset {name!r} has no image feature (its features are "
             f"{sorted(features.keys())}). Choose an image dataset such as 'mnist' or 'cifar10'."
         )
-    try:
-        builder.download_and_prepare()
-    except DataError:
-        raise
-    except Exception as e:  # noqa: BLE001 - TFDS raises many types when it cannot download or prepare
-        raise DataError(
-            f"TensorFlow Datasets could not download or prepare {name!r} ({type(e).__name__}: "
-            f"{e}). This machine may have no access to the dataset's host: use a local path "
-            "(.npz, IDX or image folder) or the embedded 'mnist-10k'."
-        ) from None
+    _prepare_tfds(builder, name)
     splits = list(builder.info.splits.keys())
     # Without metadata (e.g. under tfds.testing.mock_data) the split names are unknown: assume
     # the usual train/test.

@@ -174,6 +174,16 @@ def history_rows_from_keras(history, first_epoch=1):
     return rows
 
 
+def last_fit_history(model):
+    """Per-epoch rows of ``model``'s last ``fit`` (Keras keeps its `History` as ``model.history``); [] if none."""
+    fit = getattr(model, "history", None)
+    logs = getattr(fit, "history", None)
+    if not isinstance(logs, dict) or not logs:
+        return []
+    epochs = getattr(fit, "epoch", None) or [0]
+    return history_rows_from_keras(logs, first_epoch=int(epochs[0]) + 1)
+
+
 def warmup_records(model, model_name):
     """Serialized `PredictionLog` records, one request per signature, in TF Serving's warm-up format."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
@@ -246,7 +256,7 @@ def _vae_keras_version():
     return __version__
 
 
-def export_model(model, out_dir, name, *, history=(), dataset=None, metrics=None, config=None,
+def export_model(model, out_dir, name, *, history=None, dataset=None, metrics=None, config=None,
                  card_extra=None):
     """Exports ``model`` to ``out_dir/name/VERSION/`` (VERSION = next integer) and returns that path.
 
@@ -254,8 +264,10 @@ def export_model(model, out_dir, name, *, history=(), dataset=None, metrics=None
         model: a trained `vae_keras.VAE`.
         out_dir: the models folder (e.g. ``saved_models``).
         name: the model's name (one folder name).
-        history: per-epoch rows (dicts with ``epoch``, ``loss``, ...) for ``history.csv``.
-        dataset: the dataset spec or description for the model card.
+        history: per-epoch rows (dicts with ``epoch``, ``loss``, ...) for ``history.csv``; None (the
+            default) takes them from the model's last ``fit`` (``model.history``), if it was fitted.
+        dataset: the dataset spec (e.g. ``"mnist-10k"``) or description for the model card;
+            ``vae-keras evaluate`` reloads this spec when no ``--dataset`` is given.
         metrics: final metrics for the model card.
         config: the resolved training config, saved as ``assets.extra/config.json``.
         card_extra: more model-card fields (e.g. ``class_names``, ``network``).
@@ -270,6 +282,8 @@ def export_model(model, out_dir, name, *, history=(), dataset=None, metrics=None
     base = os.path.join(os.fspath(out_dir), name)
     if os.path.exists(base) and not os.path.isdir(base):
         raise OutputExistsError(f"Cannot export to {base!r}: it exists and is not a folder. Choose another --name or --out.")
+    if history is None:
+        history = last_fit_history(model)
     card = build_model_card(model, dataset=dataset, metrics=metrics, extra=card_extra)
     model = inference_copy(model)
     with fileio.staging_dir(base, prefix=".tmp-export-") as tmp:

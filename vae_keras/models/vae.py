@@ -141,6 +141,12 @@ class VAE(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        # The encoder and decoder are built functional models, so every weight exists already: the VAE is
+        # built from here on, so that count_params, save and export_model work for any VAE(encoder, decoder),
+        # fitted or not (fit never calls the model itself, so nothing else would build it). Not self.build():
+        # Keras then locks the state, and a subclass could not add layers after super().__init__().
+        self.sampling.build([encoder.outputs[0].shape, encoder.outputs[1].shape])
+        self.built = True
 
     def build(self, input_shape=None):
         # Encoder and decoder are built functional models; nothing else holds weights.
