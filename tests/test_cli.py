@@ -183,7 +183,7 @@ class TestBadInput:
         (["train", "--time-limit", "0"], ["time-limit", "0"]),
         (["train", "--name", "../up"], ["Received: name='../up'"]),
         (["train", "--likelihood", "gaussian", "--binarize", "dynamic"], ["bernoulli"]),
-        (["train", "--early-stopping-patience", "3"], ["early-stopping-patience 3 needs a validation split", "test split",
+        (["train", "--early-stopping-patience", "3"], ["--early-stopping-patience 3 cannot be combined with --validation-split 0.0", "test split",
                                                         "--validation-split 0.1"]),
         (["train", "--validation-split", "1"], ["--validation-split", "expected a number >= 0 and < 1", "'1'"]),
         (["train", "--validation-split", "-0.1"], ["--validation-split", "'-0.1'"]),
@@ -293,7 +293,7 @@ def test_steps_per_execution_defaults_to_several_on_one_device_and_is_refused_un
     assert TrainConfig(distribute="mirrored").resolved_steps_per_execution == 1
     assert TrainConfig(steps_per_execution=4).resolved_steps_per_execution == 4
     TrainConfig(distribute="mirrored", steps_per_execution=1).validate()
-    with pytest.raises(ConfigError, match=r"steps-per-execution 8 cannot be used with --distribute mirrored.*keras-team/keras#19246"):
+    with pytest.raises(ConfigError, match=r"steps-per-execution 8 cannot be combined with --distribute mirrored.*keras-team/keras#19246"):
         TrainConfig(distribute="mirrored", steps_per_execution=8).validate()
     assert main(["train", "--dataset", "mnist-10k", "--steps-per-execution", "0", "--out", str(tmp_path)]) == 2
     assert "steps-per-execution" in capsys.readouterr().err and not any(tmp_path.iterdir())

@@ -221,9 +221,10 @@ def test_train_config_resolves_the_kl_warmup_default():
     plain, capacity = TrainConfig(), TrainConfig(capacity_max=20.0)
     plain.validate()
     capacity.validate()
-    assert plain.kl_warmup_epochs == 2.0  # the default warm-up
-    assert capacity.kl_warmup_epochs == 0.0  # controlled capacity has its own schedule
+    assert plain.resolved_kl_warmup_epochs == 2.0  # the default warm-up
+    assert capacity.resolved_kl_warmup_epochs == 0.0  # controlled capacity has its own schedule
     assert plain.to_dict()["kl_warmup_epochs"] == 2.0  # config.json and checkpoints hold the value used
+    assert TrainConfig(kl_warmup_epochs=0.5).to_dict()["kl_warmup_epochs"] == 0.5
 
 
 def test_cli_refuses_a_pair_before_loading_data(capsys, tmp_path):

@@ -101,8 +101,18 @@ class TrainConfig:
             return self.steps_per_execution
         return DEFAULT_STEPS_PER_EXECUTION if self.distribute == "none" else 1
 
+    @property
+    def resolved_kl_warmup_epochs(self):
+        """--kl-warmup-epochs if given; else DEFAULT_KL_WARMUP_EPOCHS, or 0 under controlled capacity (which
+        has its own schedule and refuses a warm-up)."""
+        if self.kl_warmup_epochs is not None:
+            return self.kl_warmup_epochs
+        return 0.0 if self.capacity_max > 0 else DEFAULT_KL_WARMUP_EPOCHS
+
     def to_dict(self):
+        """The config as a dict, with the warm-up resolved (config.json and checkpoints hold the value used)."""
         d = dataclasses.asdict(self)
+        d["kl_warmup_epochs"] = self.resolved_kl_warmup_epochs
         if d["hidden"] is not None:
             d["hidden"] = list(d["hidden"])
         return d
@@ -177,8 +187,6 @@ class TrainConfig:
             likelihood=self.likelihood, cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
         options_lib.check_training_options(dataclasses.asdict(self))
-        if self.kl_warmup_epochs is None:  # resolved, so that config.json and checkpoints hold the value used
-            self.kl_warmup_epochs = 0.0 if self.capacity_max > 0 else DEFAULT_KL_WARMUP_EPOCHS
         if self.name is not None:
             from vae_keras.export import check_model_name
 
@@ -314,7 +322,7 @@ def train(config, data=None, callbacks=()):
         model = build_vae(
             data.image_shape, latent_dim=config.latent_dim, network=config.model, hidden=config.hidden,
             likelihood=config.likelihood, beta=config.beta, binarize=binarized,
-            kl_warmup_steps=int(round(config.kl_warmup_epochs * steps_per_epoch)), free_bits=config.free_bits,
+            kl_warmup_steps=int(round(config.resolved_kl_warmup_epochs * steps_per_epoch)), free_bits=config.free_bits,
             **_capacity_options(config, steps_per_epoch), objective=config.objective, iw_samples=config.iw_samples,
             num_classes=num_classes, seed=config.seed, dtype_policy=config.dtype_policy,
         )
