@@ -297,3 +297,85 @@ def test_steps_per_execution_defaults_to_several_on_one_device_and_is_refused_un
         TrainConfig(distribute="mirrored", steps_per_execution=8).validate()
     assert main(["train", "--dataset", "mnist-10k", "--steps-per-execution", "0", "--out", str(tmp_path)]) == 2
     assert "steps-per-execution" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+class TestNewcomerPath:
+    """Issue 13: what a new user meets first (fast answers, one kind of message, broken versions named)."""
+
+    def test_help_and_typos_answer_before_tensorflow_is_imported(self):
+        code = ("import sys\nfrom vae_keras.cli import main\n"
+                "codes = [main(['train', '--epochs', 'abc']), main(['frobnicate']), main(['train', '--time-limit', '-5'])]\n"
+                "try:\n    main(['train', '--help'])\nexcept SystemExit as e:\n    codes.append(e.code)\n"
+                "print(codes, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+        proc = _run(sys.executable, "-c", code)
+        assert proc.stdout.strip().splitlines()[-1] == "[2, 2, 2, 0] []", proc.stdout + proc.stderr
+        proc = _run(sys.executable, "-X", "importtime", "-m", "vae_keras", "--help")
+        assert proc.returncode == 0 and "train" in proc.stdout
+        imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+        assert "vae_keras.cli" in imported
+        assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras")]
+
+    def test_importing_keras_first_still_registers_the_vae_for_load_model(self):
+        code = ("import sys, keras, vae_keras\n"
+                "print(keras.saving.get_registered_object('vae_keras>VAE') is not None, 'vae_keras.models' in sys.modules)")
+        assert _run(sys.executable, "-c", code).stdout.strip().splitlines()[-1] == "True True"
+
+    @pytest.mark.parametrize("where", ["before", "after"])
+    def test_debug_before_or_after_the_subcommand_shows_the_traceback(self, where, tmp_path):
+        from vae_keras.errors import VaeKerasError
+
+        argv = ["train", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]
+        argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+        with pytest.raises(VaeKerasError, match="nope"):
+            main(argv)
+
+    @pytest.mark.parametrize("argv", [
+        ["train", "--latent-dim", "0"],                          # argparse, in a subcommand
+        ["frobnicate"],                                          # argparse, top level
+        ["sample", "/tmp", "--output", "x.jpg"],                 # the CLI's own check
+        ["evaluate", "/no/such/model"],                          # a VaeKerasError
+        ["list", "/no/such/models"],
+    ])
+    def test_every_error_has_the_same_prefix(self, argv, capsys):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("vae-keras: error: "), err
+
+    def test_time_limit_must_be_positive_and_says_so(self, capsys):
+        line = _one_line_error(capsys, main(["train", "--time-limit", "-5"]), "--time-limit", "'-5'")
+        assert "> 0" in line and ">= 0" not in line
+
+    def test_every_option_and_argument_has_help(self):
+        from vae_keras.cli import build_parser
+
+        parser = build_parser()
+        subparsers = next(a for a in parser._actions if a.dest == "command").choices
+        missing = [f"{name} {'/'.join(a.option_strings) or a.dest}" for name, p in subparsers.items()
+                   for a in p._actions if not a.help]
+        assert not missing, missing
+
+    def test_list_of_a_missing_or_file_path_is_an_error(self, tmp_path, capsys):
+        _one_line_error(capsys, main(["list", str(tmp_path / "nope")]), "nope", "does not exist")
+        (tmp_path / "afile").write_text("x")
+        _one_line_error(capsys, main(["list", str(tmp_path / "afile")]), "afile", "not a folder")
+        assert main(["list", str(tmp_path)]) == 0  # an existing, empty folder is fine
+        assert "No models" in capsys.readouterr().out
+
+    def test_a_version_whose_savedmodel_does_not_load_is_broken_everywhere(self, trained, tmp_path, capsys):
+        import shutil
+
+        models = tmp_path / "models"
+        shutil.copytree(trained[1], models / "truncated" / "1")
+        pb = models / "truncated" / "1" / "saved_model.pb"
+        pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 2])
+        shutil.copytree(trained[1], models / "novars" / "1")
+        shutil.rmtree(models / "novars" / "1" / "variables")
+        shutil.copytree(trained[1], models / "healthy" / "1")
+        capsys.readouterr()
+        for name in ("truncated", "novars"):
+            _one_line_error(capsys, main(["evaluate", str(models / name), "--iw-samples", "2"]), "not a loadable SavedModel", name)
+            _one_line_error(capsys, main(["sample", str(models / name), "--output", str(tmp_path / "g.png")]), "not a loadable SavedModel")
+        assert main(["list", str(models)]) == 0
+        lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+        assert "BROKEN" in lines["truncated/1"] and "BROKEN" in lines["novars/1"], lines
+        assert "BROKEN" not in lines["healthy/1"]
