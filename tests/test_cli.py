@@ -379,3 +379,30 @@ class TestNewcomerPath:
         lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
         assert "BROKEN" in lines["truncated/1"] and "BROKEN" in lines["novars/1"], lines
         assert "BROKEN" not in lines["healthy/1"]
+
+
+@pytest.mark.parametrize("flag, where, expected", [
+    ("--out", "afile", "is a file, not a folder"),
+    ("--out", "afile/sub", "cannot be created"),
+    ("--tensorboard", "afile", "is a file, not a folder"),
+    ("--tensorboard", "afile/sub", "cannot be created"),
+    ("--checkpoint-dir", "afile", "is a file, not a folder"),
+    ("--checkpoint-dir", "afile/sub", "cannot be created"),
+    ("--name", "afile", "Choose another --name or --out"),  # OUT/NAME is a file
+])
+def test_an_output_path_that_cannot_be_a_folder_fails_before_training(flag, where, expected, tiny_npz, tmp_path, capsys):
+    """Issue 13 item 1: the run used to train every epoch and then die with an internal error, exit 1."""
+    (tmp_path / "afile").write_text("keep me")
+    bad = str(tmp_path / where)
+    argv = ["--out", str(tmp_path)] if flag == "--name" else [flag, bad] + (["--out", str(tmp_path / "m")] if flag != "--out" else [])
+    if flag == "--name":
+        argv += ["--name", where]
+    code = main(["train", "--dataset", tiny_npz, "--epochs", "1", *TINY, *argv])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "", captured  # refused before training: not one epoch printed
+    lines = [line for line in captured.err.splitlines() if line.startswith("vae-keras")]
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert lines[0].startswith("vae-keras: error: ") and where in lines[0] and expected in lines[0], lines[0]
+    if flag != "--name":
+        assert flag in lines[0]
+    assert (tmp_path / "afile").read_text() == "keep me"

@@ -13,6 +13,7 @@ import keras
 
 from vae_keras import callbacks as callbacks_lib
 from vae_keras import distribute as distribute_lib
+from vae_keras import fileio
 from vae_keras.errors import ConfigError, VaeKerasError
 from vae_keras.models.vae import DTYPE_POLICIES
 
@@ -256,6 +257,20 @@ def split_for_validation(config, data):
                       f"{len(fit_data.x_test):,} images; trained on the other {len(fit_data.x_train):,}")
 
 
+def check_output_paths(config):
+    """Every folder the run will write to (--out and the model's folder in it, --checkpoint-dir,
+    --tensorboard) must be a writable folder or creatable, checked before any data is loaded or epoch
+    trained: a bad path fails at once instead of losing the finished training (issue 13)."""
+    name = config.name or default_name(config.dataset)
+    fileio.check_output_folder(config.out, "--out")
+    fileio.check_output_folder(os.path.join(config.out, name), "The model folder",
+                               hint="Choose another --name or --out (the versions go in OUT/NAME/).")
+    if config.checkpoint_dir:
+        fileio.check_output_folder(config.checkpoint_dir, "--checkpoint-dir")
+    if config.tensorboard:
+        fileio.check_output_folder(config.tensorboard, "--tensorboard")
+
+
 def _class_names(data, num_classes):
     if data.class_names:
         return list(data.class_names)
@@ -284,6 +299,7 @@ def train(config, data=None, callbacks=()):
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     config.validate()
+    check_output_paths(config)
     run = distribute_lib.setup(config.distribute)  # first: multi-worker must precede other TensorFlow work
     if data is None:
         data = data_lib.load_images(config.dataset)
