@@ -406,3 +406,140 @@ def test_an_output_path_that_cannot_be_a_folder_fails_before_training(flag, wher
     if flag != "--name":
         assert flag in lines[0]
     assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def _npz(path, n_train=300, n_test=100):
+    d = np.load(os.path.join(REPO_ROOT, "vae_keras", "data_files", "mnist10k.npz"))
+    np.savez(path, x_train=d["x_train"][:n_train], y_train=d["y_train"][:n_train], x_test=d["x_test"][:n_test],
+             y_test=d["y_test"][:n_test])
+    return str(path)
+
+
+class TestRunReport:
+    """Issue 13 items 7, 9, 12, 13: what a run prints and records about itself."""
+
+    def test_the_card_says_which_test_images_and_k_were_used(self, trained):
+        m = exported.read_card(trained[1])["metrics"]
+        assert (m["test_num_images"], m["test_images_available"], m["test_iw_samples"]) == (100, 100, 5)
+        assert m["test_evaluation"] == "all 100 images of the test split, K=5"
+
+    def test_a_time_limited_run_evaluates_the_test_images_that_fit_its_share(self, tmp_path, monkeypatch, capsys):
+        from vae_keras import training
+
+        monkeypatch.setattr(training, "EVAL_TIME_SHARE", 1e-9, raising=False)  # a budget that one batch exhausts
+        npz = _npz(tmp_path / "d.npz", n_test=250)
+        assert main(["train", "--dataset", npz, "--epochs", "1", "--time-limit", "600", "--out", str(tmp_path), *TINY]) == 0
+        m = exported.read_card(str(tmp_path / "d" / "1"))["metrics"]
+        assert (m["test_num_images"], m["test_images_available"], m["test_iw_samples"]) == (100, 250, 5)
+        assert m["test_evaluation"].startswith("100 of 250 images of the test split (a random subset, seed 0), K=5")
+        assert "(100 of 250 test images: --time-limit" in capsys.readouterr().out
+
+    def test_a_redirected_log_gets_one_plain_line_per_epoch(self, tiny_npz, tmp_path, capsys):
+        argv = ["train", "--dataset", tiny_npz, "--epochs", "2", "--hidden", "8", "--latent-dim", "2", "--eval-iw-samples", "0",
+                "--out", str(tmp_path)]
+        assert main(argv) == 0  # --verbose auto, and capsys's stdout is not a terminal
+        out = capsys.readouterr().out
+        assert not {"\r", "\x1b", "\x08"} & set(out), repr(out[:300])
+        assert [line.split(" - ")[0] for line in out.splitlines() if "val_loss" in line] == ["3/3", "3/3"]
+        assert main([*argv, "--verbose", "1"]) == 0  # an explicit --verbose is honoured
+        assert {"\r", "\x08"} & set(capsys.readouterr().out)
+
+    def test_early_stopping_says_so_and_the_card_has_the_restored_epochs_metrics(self, tiny_npz, tmp_path, monkeypatch, capsys):
+        from vae_keras import callbacks, training
+
+        scripted = [300.0, 200.0, 250.0, 260.0, 270.0]  # best at epoch 2; patience 2 stops after epoch 4
+
+        class ScriptedValLoss(callbacks.EpochTimer):  # runs before early stopping; History records the same logs
+            def on_epoch_end(self, epoch, logs=None):
+                super().on_epoch_end(epoch, logs)
+                logs["val_loss"] = scripted[epoch]
+
+        monkeypatch.setattr(training.callbacks_lib, "EpochTimer", ScriptedValLoss)
+        assert main(["train", "--dataset", tiny_npz, "--epochs", "5", "--validation-split", "0.2",
+                     "--early-stopping-patience", "2", "--out", str(tmp_path), *TINY]) == 0
+        out = capsys.readouterr().out
+        assert "Early stopping after epoch 4: val_loss did not improve for 2 epochs; restored the weights of epoch 2 " \
+               "(lowest val_loss 200.0000)." in out
+        m = exported.read_card(str(tmp_path / "digits" / "1"))["metrics"]
+        assert m["epochs_trained"] == 4 and m["stopped_early"] is True and m["best_epoch"] == 2
+        assert m["weights_epoch"] == 2 and m["final_val_loss"] == 200.0
+        assert m["final_loss"] == exported.read_history(str(tmp_path / "digits" / "1"))["loss"][1]
+
+    def test_config_json_holds_the_resolved_values_and_reproduces_the_run(self, tiny_npz, tmp_path):
+        argv = ["--epochs", "1", "--eval-iw-samples", "0", "--verbose", "0", "--out", str(tmp_path)]
+        assert main(["train", "--dataset", tiny_npz, "--no-output-bias-init", *argv]) == 0
+        first = json.loads((tmp_path / "digits" / "1" / "assets.extra" / "config.json").read_text())
+        assert first["hidden"] == [512, 256] and first["name"] == "digits" and first["steps_per_execution"] == 32
+        assert first["no_output_bias_init"] is True and "output_bias_init" not in first
+        assert exported.read_card(str(tmp_path / "digits" / "1"))["hidden"] == [512, 256]
+        assert main(["train", "--config", str(tmp_path / "digits" / "1" / "assets.extra" / "config.json")]) == 0
+        second = json.loads((tmp_path / "digits" / "2" / "assets.extra" / "config.json").read_text())
+        assert second == first
+
+    def test_resolved_epochs_and_the_no_output_bias_init_key(self, tmp_path):
+        from vae_keras.errors import ConfigError
+        from vae_keras.training import DEFAULT_EPOCHS, TrainConfig, load_config_file, resolved_config
+
+        assert resolved_config(TrainConfig(), (28, 28, 1), "m")["epochs"] == DEFAULT_EPOCHS
+        assert resolved_config(TrainConfig(time_limit=60), (28, 28, 1), "m")["epochs"] is None  # until the limit
+        assert resolved_config(TrainConfig(model="conv"), (28, 28, 1), "m")["hidden"] == [32, 64]
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text("no-output-bias-init: true\n")
+        assert load_config_file(str(cfg)) == {"output_bias_init": False}
+        cfg.write_text("output_bias_init: false\n")  # configs written before the key mirrored the flag
+        assert load_config_file(str(cfg)) == {"output_bias_init": False}
+        cfg.write_text("no_output_bias_init: true\noutput_bias_init: false\n")
+        assert load_config_file(str(cfg)) == {"output_bias_init": False}  # consistent: both say "no bias init"
+        cfg.write_text("no_output_bias_init: true\noutput_bias_init: true\n")
+        with pytest.raises(ConfigError, match="contradict"):
+            load_config_file(str(cfg))
+        cfg.write_text("no_output_bias_init: 'yes'\n")
+        with pytest.raises(ConfigError, match="must be true or false. Received: 'yes'"):
+            load_config_file(str(cfg))
+
+    @pytest.mark.parametrize("checkpoint", [True, False])
+    def test_ctrl_c_during_the_final_evaluation_says_what_was_kept(self, checkpoint, tiny_npz, tmp_path, monkeypatch, capsys):
+        from vae_keras import evaluation
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(evaluation, "evaluate", interrupted)
+        ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt")] if checkpoint else []
+        code = main(["train", "--dataset", tiny_npz, "--epochs", "1", "--out", str(tmp_path / "m"), *TINY, *ckpt])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 130 and len(err) == 1 and err[0].startswith("vae-keras: Interrupted during the final test evaluation; "
+                                                                   "nothing was exported."), err
+        if checkpoint:
+            assert "keeps every trained epoch" in err[0] and (tmp_path / "ckpt" / "state.json").exists()
+        else:
+            assert "--checkpoint-dir" in err[0]
+        assert not (tmp_path / "m" / "digits" / "1").exists()
+
+    def test_ctrl_c_in_evaluate_does_not_talk_of_exporting(self, trained, monkeypatch, capsys):
+        from vae_keras import evaluation
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(evaluation, "evaluate", interrupted)
+        assert main(["evaluate", trained[1], "--iw-samples", "2"]) == 130
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("vae-keras: interrupted;") and "export" not in err, err
+
+    def test_one_test_image_is_counted_in_the_singular_and_has_no_active_units(self, tmp_path, capsys):
+        npz = _npz(tmp_path / "one.npz", n_test=1)
+        assert main(["train", "--dataset", npz, "--epochs", "1", "--out", str(tmp_path), *TINY]) == 0
+        assert "active units undefined (needs two or more test images)" in capsys.readouterr().out
+        m = exported.read_card(str(tmp_path / "one" / "1"))["metrics"]
+        assert m["validation_data"] == "test split (1 image)" and m["test_active_units"] is None
+
+
+def test_a_corrupt_png_is_named_without_pythons_buffer(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    (folder / "bad.png").write_bytes(b"this is not a png")
+    line = _one_line_error(capsys, main(["train", "--dataset", str(folder), "--out", str(tmp_path / "m")]), "bad.png")
+    assert "BytesIO" not in line and " at 0x" not in line, line

@@ -196,9 +196,15 @@ def _train(args):
     m = result["metrics"]
     print(f"Exported {result['export_path']}")
     if "test_nll" in m:
+        subset = (f" ({m['test_num_images']:,} of {m['test_images_available']:,} test images: --time-limit; see the model card)"
+                  if m["test_num_images"] < m["test_images_available"] else "")
         print(f"Test: ELBO {m['test_elbo']:.2f} nats, NLL (K={m['test_iw_samples']}) {m['test_nll']:.2f} nats, "
-              f"KL {m['test_kl']:.2f}, active units {m['test_active_units']}/{m['test_latent_dim']}")
+              f"KL {m['test_kl']:.2f}, active units {_active_units(m['test_active_units'], m['test_latent_dim'])}{subset}")
     return 0
+
+
+def _active_units(count, latent_dim):
+    return f"{count}/{latent_dim}" if count is not None else "undefined (needs two or more test images)"
 
 
 def _load_keras_model(version_dir):
@@ -257,7 +263,7 @@ def _evaluate(args):
         print(f"ELBO             {result['elbo']:.3f} nats")
         print(f"NLL (IW, K={result['iw_samples']}) {result['nll']:.3f} nats  ({result['bits_per_dim']:.4f} bits/dim)")
         print(f"KL               {result['kl']:.3f} nats")
-        print(f"active units     {result['active_units']} / {result['latent_dim']}")
+        print(f"active units     {_active_units(result['active_units'], result['latent_dim'])}")
     return 0
 
 
