@@ -350,6 +350,26 @@ _INTERRUPTED = {
 }
 
 
+def _exit_now(code):
+    """Ends the process at once after a command that succeeded, skipping the interpreter's teardown.
+
+    That teardown took 13-20 s after "Exported" when --time-limit had stopped an epoch midway: the
+    final garbage collection spends them destroying Keras's unfinished epoch iterator (measured: 13.0 s
+    inside gc.collect(), 0.5 s after a complete epoch). Everything a command writes is already complete
+    on disk (atomic, fsynced writes); the streams and logging are flushed first.
+    """
+    if "tensorflow" not in sys.modules:  # nothing slow to skip
+        return
+    import logging
+
+    try:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
 def _say(message):
     """Prints one line on stderr with the command line's one prefix, ``vae-keras: ``."""
     print(f"{PREFIX}: {message}", file=sys.stderr)
@@ -362,11 +382,15 @@ def main(argv=None):
     Every message starts with ``vae-keras: `` (``vae-keras: error: ...`` for errors the user can fix).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        if from_command_line:
+            _exit_now(code)
+        return code
     except _UsageError as e:
         _say(f"error: {e}")
         return EXIT_USER_ERROR
