@@ -297,3 +297,260 @@ def test_steps_per_execution_defaults_to_several_on_one_device_and_is_refused_un
         TrainConfig(distribute="mirrored", steps_per_execution=8).validate()
     assert main(["train", "--dataset", "mnist-10k", "--steps-per-execution", "0", "--out", str(tmp_path)]) == 2
     assert "steps-per-execution" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+class TestNewcomerPath:
+    """Issue 13: what a new user meets first (fast answers, one kind of message, broken versions named)."""
+
+    def test_help_and_typos_answer_before_tensorflow_is_imported(self):
+        code = ("import sys\nfrom vae_keras.cli import main\n"
+                "codes = [main(['train', '--epochs', 'abc']), main(['frobnicate']), main(['train', '--time-limit', '-5'])]\n"
+                "try:\n    main(['train', '--help'])\nexcept SystemExit as e:\n    codes.append(e.code)\n"
+                "print(codes, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+        proc = _run(sys.executable, "-c", code)
+        assert proc.stdout.strip().splitlines()[-1] == "[2, 2, 2, 0] []", proc.stdout + proc.stderr
+        proc = _run(sys.executable, "-X", "importtime", "-m", "vae_keras", "--help")
+        assert proc.returncode == 0 and "train" in proc.stdout
+        imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+        assert "vae_keras.cli" in imported
+        assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras")]
+
+    def test_importing_keras_first_still_registers_the_vae_for_load_model(self):
+        code = ("import sys, keras, vae_keras\n"
+                "print(keras.saving.get_registered_object('vae_keras>VAE') is not None, 'vae_keras.models' in sys.modules)")
+        assert _run(sys.executable, "-c", code).stdout.strip().splitlines()[-1] == "True True"
+
+    @pytest.mark.parametrize("where", ["before", "after"])
+    def test_debug_before_or_after_the_subcommand_shows_the_traceback(self, where, tmp_path):
+        from vae_keras.errors import VaeKerasError
+
+        argv = ["train", "--dataset", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]
+        argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+        with pytest.raises(VaeKerasError, match="nope"):
+            main(argv)
+
+    @pytest.mark.parametrize("argv", [
+        ["train", "--latent-dim", "0"],                          # argparse, in a subcommand
+        ["frobnicate"],                                          # argparse, top level
+        ["sample", "/tmp", "--output", "x.jpg"],                 # the CLI's own check
+        ["evaluate", "/no/such/model"],                          # a VaeKerasError
+        ["list", "/no/such/models"],
+    ])
+    def test_every_error_has_the_same_prefix(self, argv, capsys):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("vae-keras: error: "), err
+
+    def test_time_limit_must_be_positive_and_says_so(self, capsys):
+        line = _one_line_error(capsys, main(["train", "--time-limit", "-5"]), "--time-limit", "'-5'")
+        assert "> 0" in line and ">= 0" not in line
+
+    def test_every_option_and_argument_has_help(self):
+        from vae_keras.cli import build_parser
+
+        parser = build_parser()
+        subparsers = next(a for a in parser._actions if a.dest == "command").choices
+        missing = [f"{name} {'/'.join(a.option_strings) or a.dest}" for name, p in subparsers.items()
+                   for a in p._actions if not a.help]
+        assert not missing, missing
+
+    def test_list_of_a_missing_or_file_path_is_an_error(self, tmp_path, capsys):
+        _one_line_error(capsys, main(["list", str(tmp_path / "nope")]), "nope", "does not exist")
+        (tmp_path / "afile").write_text("x")
+        _one_line_error(capsys, main(["list", str(tmp_path / "afile")]), "afile", "not a folder")
+        assert main(["list", str(tmp_path)]) == 0  # an existing, empty folder is fine
+        assert "No models" in capsys.readouterr().out
+
+    def test_a_version_whose_savedmodel_does_not_load_is_broken_everywhere(self, trained, tmp_path, capsys):
+        import shutil
+
+        models = tmp_path / "models"
+        shutil.copytree(trained[1], models / "truncated" / "1")
+        pb = models / "truncated" / "1" / "saved_model.pb"
+        pb.write_bytes(pb.read_bytes()[: pb.stat().st_size // 2])
+        shutil.copytree(trained[1], models / "novars" / "1")
+        shutil.rmtree(models / "novars" / "1" / "variables")
+        shutil.copytree(trained[1], models / "healthy" / "1")
+        capsys.readouterr()
+        for name in ("truncated", "novars"):
+            _one_line_error(capsys, main(["evaluate", str(models / name), "--iw-samples", "2"]), "not a loadable SavedModel", name)
+            _one_line_error(capsys, main(["sample", str(models / name), "--output", str(tmp_path / "g.png")]), "not a loadable SavedModel")
+        assert main(["list", str(models)]) == 0
+        lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+        assert "BROKEN" in lines["truncated/1"] and "BROKEN" in lines["novars/1"], lines
+        assert "BROKEN" not in lines["healthy/1"]
+
+
+@pytest.mark.parametrize("flag, where, expected", [
+    ("--out", "afile", "is a file, not a folder"),
+    ("--out", "afile/sub", "cannot be created"),
+    ("--tensorboard", "afile", "is a file, not a folder"),
+    ("--tensorboard", "afile/sub", "cannot be created"),
+    ("--checkpoint-dir", "afile", "is a file, not a folder"),
+    ("--checkpoint-dir", "afile/sub", "cannot be created"),
+    ("--name", "afile", "Choose another --name or --out"),  # OUT/NAME is a file
+])
+def test_an_output_path_that_cannot_be_a_folder_fails_before_training(flag, where, expected, tiny_npz, tmp_path, capsys):
+    """Issue 13 item 1: the run used to train every epoch and then die with an internal error, exit 1."""
+    (tmp_path / "afile").write_text("keep me")
+    bad = str(tmp_path / where)
+    argv = ["--out", str(tmp_path)] if flag == "--name" else [flag, bad] + (["--out", str(tmp_path / "m")] if flag != "--out" else [])
+    if flag == "--name":
+        argv += ["--name", where]
+    code = main(["train", "--dataset", tiny_npz, "--epochs", "1", *TINY, *argv])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "", captured  # refused before training: not one epoch printed
+    lines = [line for line in captured.err.splitlines() if line.startswith("vae-keras")]
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert lines[0].startswith("vae-keras: error: ") and where in lines[0] and expected in lines[0], lines[0]
+    if flag != "--name":
+        assert flag in lines[0]
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def _npz(path, n_train=300, n_test=100):
+    d = np.load(os.path.join(REPO_ROOT, "vae_keras", "data_files", "mnist10k.npz"))
+    np.savez(path, x_train=d["x_train"][:n_train], y_train=d["y_train"][:n_train], x_test=d["x_test"][:n_test],
+             y_test=d["y_test"][:n_test])
+    return str(path)
+
+
+class TestRunReport:
+    """Issue 13 items 7, 9, 12, 13: what a run prints and records about itself."""
+
+    def test_the_card_says_which_test_images_and_k_were_used(self, trained):
+        m = exported.read_card(trained[1])["metrics"]
+        assert (m["test_num_images"], m["test_images_available"], m["test_iw_samples"]) == (100, 100, 5)
+        assert m["test_evaluation"] == "all 100 images of the test split, K=5"
+
+    def test_a_time_limited_run_evaluates_the_test_images_that_fit_its_share(self, tmp_path, monkeypatch, capsys):
+        from vae_keras import training
+
+        monkeypatch.setattr(training, "EVAL_TIME_SHARE", 1e-9, raising=False)  # a budget that one batch exhausts
+        npz = _npz(tmp_path / "d.npz", n_test=250)
+        assert main(["train", "--dataset", npz, "--epochs", "1", "--time-limit", "600", "--out", str(tmp_path), *TINY]) == 0
+        m = exported.read_card(str(tmp_path / "d" / "1"))["metrics"]
+        assert (m["test_num_images"], m["test_images_available"], m["test_iw_samples"]) == (100, 250, 5)
+        assert m["test_evaluation"].startswith("100 of 250 images of the test split (a random subset, seed 0), K=5")
+        assert "(100 of 250 test images: --time-limit" in capsys.readouterr().out
+
+    def test_a_redirected_log_gets_one_plain_line_per_epoch(self, tiny_npz, tmp_path, capsys):
+        argv = ["train", "--dataset", tiny_npz, "--epochs", "2", "--hidden", "8", "--latent-dim", "2", "--eval-iw-samples", "0",
+                "--out", str(tmp_path)]
+        assert main(argv) == 0  # --verbose auto, and capsys's stdout is not a terminal
+        out = capsys.readouterr().out
+        assert not {"\r", "\x1b", "\x08"} & set(out), repr(out[:300])
+        assert [line.split(" - ")[0] for line in out.splitlines() if "val_loss" in line] == ["3/3", "3/3"]
+        assert main([*argv, "--verbose", "1"]) == 0  # an explicit --verbose is honoured
+        assert {"\r", "\x08"} & set(capsys.readouterr().out)
+
+    def test_early_stopping_says_so_and_the_card_has_the_restored_epochs_metrics(self, tiny_npz, tmp_path, monkeypatch, capsys):
+        from vae_keras import callbacks, training
+
+        scripted = [300.0, 200.0, 250.0, 260.0, 270.0]  # best at epoch 2; patience 2 stops after epoch 4
+
+        class ScriptedValLoss(callbacks.EpochTimer):  # runs before early stopping; History records the same logs
+            def on_epoch_end(self, epoch, logs=None):
+                super().on_epoch_end(epoch, logs)
+                logs["val_loss"] = scripted[epoch]
+
+        monkeypatch.setattr(training.callbacks_lib, "EpochTimer", ScriptedValLoss)
+        assert main(["train", "--dataset", tiny_npz, "--epochs", "5", "--validation-split", "0.2",
+                     "--early-stopping-patience", "2", "--out", str(tmp_path), *TINY]) == 0
+        out = capsys.readouterr().out
+        assert "Early stopping after epoch 4: val_loss did not improve for 2 epochs; restored the weights of epoch 2 " \
+               "(lowest val_loss 200.0000)." in out
+        m = exported.read_card(str(tmp_path / "digits" / "1"))["metrics"]
+        assert m["epochs_trained"] == 4 and m["stopped_early"] is True and m["best_epoch"] == 2
+        assert m["weights_epoch"] == 2 and m["final_val_loss"] == 200.0
+        assert m["final_loss"] == exported.read_history(str(tmp_path / "digits" / "1"))["loss"][1]
+
+    def test_config_json_holds_the_resolved_values_and_reproduces_the_run(self, tiny_npz, tmp_path):
+        argv = ["--epochs", "1", "--eval-iw-samples", "0", "--verbose", "0", "--out", str(tmp_path)]
+        assert main(["train", "--dataset", tiny_npz, "--no-output-bias-init", *argv]) == 0
+        first = json.loads((tmp_path / "digits" / "1" / "assets.extra" / "config.json").read_text())
+        assert first["hidden"] == [512, 256] and first["name"] == "digits" and first["steps_per_execution"] == 32
+        assert first["no_output_bias_init"] is True and "output_bias_init" not in first
+        assert exported.read_card(str(tmp_path / "digits" / "1"))["hidden"] == [512, 256]
+        assert main(["train", "--config", str(tmp_path / "digits" / "1" / "assets.extra" / "config.json")]) == 0
+        second = json.loads((tmp_path / "digits" / "2" / "assets.extra" / "config.json").read_text())
+        assert second == first
+
+    def test_resolved_epochs_and_the_no_output_bias_init_key(self, tmp_path):
+        from vae_keras.errors import ConfigError
+        from vae_keras.training import DEFAULT_EPOCHS, TrainConfig, load_config_file, resolved_config
+
+        assert resolved_config(TrainConfig(), (28, 28, 1), "m")["epochs"] == DEFAULT_EPOCHS
+        assert resolved_config(TrainConfig(time_limit=60), (28, 28, 1), "m")["epochs"] is None  # until the limit
+        assert resolved_config(TrainConfig(model="conv"), (28, 28, 1), "m")["hidden"] == [32, 64]
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text("no-output-bias-init: true\n")
+        assert load_config_file(str(cfg)) == {"output_bias_init": False}
+        cfg.write_text("output_bias_init: false\n")  # configs written before the key mirrored the flag
+        assert load_config_file(str(cfg)) == {"output_bias_init": False}
+        cfg.write_text("no_output_bias_init: true\noutput_bias_init: false\n")
+        assert load_config_file(str(cfg)) == {"output_bias_init": False}  # consistent: both say "no bias init"
+        cfg.write_text("no_output_bias_init: true\noutput_bias_init: true\n")
+        with pytest.raises(ConfigError, match="contradict"):
+            load_config_file(str(cfg))
+        cfg.write_text("no_output_bias_init: 'yes'\n")
+        with pytest.raises(ConfigError, match="must be true or false. Received: 'yes'"):
+            load_config_file(str(cfg))
+
+    @pytest.mark.parametrize("checkpoint", [True, False])
+    def test_ctrl_c_during_the_final_evaluation_says_what_was_kept(self, checkpoint, tiny_npz, tmp_path, monkeypatch, capsys):
+        from vae_keras import evaluation
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(evaluation, "evaluate", interrupted)
+        ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt")] if checkpoint else []
+        code = main(["train", "--dataset", tiny_npz, "--epochs", "1", "--out", str(tmp_path / "m"), *TINY, *ckpt])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 130 and len(err) == 1 and err[0].startswith("vae-keras: Interrupted during the final test evaluation; "
+                                                                   "nothing was exported."), err
+        if checkpoint:
+            assert "keeps every trained epoch" in err[0] and (tmp_path / "ckpt" / "state.json").exists()
+        else:
+            assert "--checkpoint-dir" in err[0]
+        assert not (tmp_path / "m" / "digits" / "1").exists()
+
+    def test_ctrl_c_in_evaluate_does_not_talk_of_exporting(self, trained, monkeypatch, capsys):
+        from vae_keras import evaluation
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(evaluation, "evaluate", interrupted)
+        assert main(["evaluate", trained[1], "--iw-samples", "2"]) == 130
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("vae-keras: interrupted;") and "export" not in err, err
+
+    def test_one_test_image_is_counted_in_the_singular_and_has_no_active_units(self, tmp_path, capsys):
+        npz = _npz(tmp_path / "one.npz", n_test=1)
+        assert main(["train", "--dataset", npz, "--epochs", "1", "--out", str(tmp_path), *TINY]) == 0
+        assert "active units undefined (needs two or more test images)" in capsys.readouterr().out
+        m = exported.read_card(str(tmp_path / "one" / "1"))["metrics"]
+        assert m["validation_data"] == "test split (1 image)" and m["test_active_units"] is None
+
+
+def test_a_corrupt_png_is_named_without_pythons_buffer(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    (folder / "bad.png").write_bytes(b"this is not a png")
+    line = _one_line_error(capsys, main(["train", "--dataset", str(folder), "--out", str(tmp_path / "m")]), "bad.png")
+    assert "BytesIO" not in line and " at 0x" not in line, line
+
+
+def test_the_command_skips_the_interpreters_teardown_after_writing_everything(trained):
+    """The teardown took ~17 s after 'Exported' when --time-limit had stopped an epoch midway (Keras's
+    unfinished epoch iterator, destroyed by the final garbage collection): a successful command run as
+    the command line ends the process at once, its output complete."""
+    code = ("import atexit, sys\natexit.register(lambda: print('teardown ran', flush=True))\n"
+            f"sys.argv = ['vae-keras', 'list', {trained[0]!r}]\nfrom vae_keras.cli import main\nmain()\n")
+    proc = _run(sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-1].startswith("digits/1") and "teardown ran" not in proc.stdout

@@ -1,8 +1,12 @@
 """vae_keras: variational autoencoders for Keras 3 / TensorFlow that train with `model.fit`,
 export TF-Serving SavedModels, and come with a Streamlit dashboard.
 
-Importing the package registers its Keras objects (so `keras.saving.load_model` can read a
-``model.keras`` file after ``import vae_keras``); the other public names load on first use.
+Importing the package is light: it imports neither TensorFlow nor Keras, so the ``vae-keras``
+command line parses its arguments (and answers ``--help`` or a typo) at once. The Keras objects
+(`VAE`, the likelihoods) are registered, so that ``keras.saving.load_model`` can read a
+``model.keras`` file, as soon as any vae_keras name that needs Keras is used, or at once when Keras
+was imported before vae_keras (``import keras; import vae_keras``); ``import vae_keras.models``
+registers them explicitly.
 
 Example:
 >>> import vae_keras
@@ -12,6 +16,7 @@ Example:
 """
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
 
@@ -32,12 +37,26 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-from vae_keras import likelihoods, models  # noqa: E402,F401  (registers the serializable classes)
+
+def _register_keras_objects():
+    """Imports the modules that register the serializable classes (importlib: ``from vae_keras import x``
+    would ask this module's __getattr__ again)."""
+    importlib.import_module("vae_keras.likelihoods")
+    importlib.import_module("vae_keras.models")
+
+
+if "keras" in sys.modules:  # Keras is loaded already, so registering costs nothing
+    _register_keras_objects()
 
 
 def __getattr__(name):
     if name in _EXPORTS:
+        if name != "VaeKerasError":
+            _register_keras_objects()
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in ("models", "likelihoods"):  # submodules that `import vae_keras` used to load
+        _register_keras_objects()
+        return importlib.import_module(f"vae_keras.{name}")
     raise AttributeError(f"module 'vae_keras' has no attribute {name!r}")
 
 

@@ -126,11 +126,16 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     Keras's callback starts afresh in every ``fit``, so after a resume it would forget the best epoch
     before the interruption and restore weights from after it. `resume` gives it the best value,
     its epoch, the epochs waited since, and that epoch's weights.
+
+    With ``report`` it prints one line at the end of training when it stopped early or restored the
+    weights of an epoch before the last (Keras's own messages are off: they say less).
     """
 
-    def __init__(self, monitor="val_loss", patience=0, **kwargs):
+    def __init__(self, monitor="val_loss", patience=0, report=False, **kwargs):
         super().__init__(monitor=monitor, patience=patience, mode="min", restore_best_weights=True, **kwargs)
         self._resumed = None
+        self.report = report
+        self.last_epoch = None
 
     def resume(self, history, best_weights):
         """``history``: the checkpoint's per-epoch rows (1-based ``epoch``); ``best_weights``: the
@@ -150,6 +155,21 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         super().on_train_begin(logs)
         if self._resumed is not None:
             self.best, self.best_epoch, self.wait, self.best_weights = self._resumed
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last_epoch = epoch
+        super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)  # restores the best weights
+        if not self.report or self.best_weights is None:
+            return
+        restored = f"restored the weights of epoch {self.best_epoch + 1} (lowest {self.monitor} {self.best:.4f})"
+        if self.stopped_epoch:
+            print(f"Early stopping after epoch {self.stopped_epoch + 1}: {self.monitor} did not improve for "
+                  f"{self.patience} epoch{'s' if self.patience != 1 else ''}; {restored}.", flush=True)
+        elif self.last_epoch is not None and self.best_epoch != self.last_epoch:
+            print(f"Training ended after epoch {self.last_epoch + 1}; {restored}.", flush=True)
 
 
 def random_state_variables(model):

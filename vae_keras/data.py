@@ -443,6 +443,8 @@ def _conform(pixels, image_shape):
 def _undecodable(name, formats, error):
     """The DataError for image bytes that cannot be read or decoded."""
     cause = f"{type(error).__name__}: {error}"
+    if type(error).__name__ == "UnidentifiedImageError":  # PIL's message names only its in-memory buffer
+        cause = "PIL recognises no image format in it"
     if formats:
         what = " or ".join(formats)
         return DataError(f"{name} cannot be decoded as a {what} ({cause}); the file is corrupt or truncated.")

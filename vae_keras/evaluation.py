@@ -8,6 +8,7 @@ bounded by ``batch_size * chunk`` decoder evaluations whatever K is.
 """
 
 import math
+import time
 
 import keras
 import numpy as np
@@ -20,7 +21,7 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[z_j]) > 0.01
 
 
 def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20000, seed=0, progress=False,
-                      labels=None):
+                      labels=None, max_seconds=None):
     """Importance-weighted estimates of log p(x) per image, in nats.
 
     Args:
@@ -32,10 +33,14 @@ def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20
         seed: seed of the importance samples; the same seed gives the same estimate.
         progress: show a Keras progress bar.
         labels: integer labels [N] for a conditional model (its log p(x|y)).
+        max_seconds: a time budget: after each batch, stop if the next one (estimated from the
+            time of the last) would end after it. The first batch always runs, and the second if
+            time is left (the first one's time includes tracing). None: all images.
 
     Returns:
-        A dict of numpy arrays [N]: ``log_px`` (the IW estimate with K samples) and ``elbo``
-        (the mean of the K log-weights, an unbiased ELBO estimate).
+        A dict of numpy arrays [n]: ``log_px`` (the IW estimate with K samples) and ``elbo``
+        (the mean of the K log-weights, an unbiased ELBO estimate), for the first n images: all N,
+        or as many as ``max_seconds`` allowed.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
         raise ConfigError(f"num_samples must be a positive integer. Received: num_samples={num_samples!r}")
@@ -54,7 +59,15 @@ def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20
 
     log_px, elbo = [], []
     bar = keras.utils.Progbar(len(x), unit_name="image") if progress else None
+    began = time.monotonic()
+    last_batch_seconds = 0.0
     for start in range(0, len(x), batch_size):
+        # The first batch's time includes tracing: the second batch runs if time is left, later ones if the
+        # last batch's time still fits.
+        estimate = last_batch_seconds if len(log_px) > 1 else 0.0
+        if max_seconds is not None and log_px and time.monotonic() - began + estimate > max_seconds:
+            break
+        batch_began = time.monotonic()
         xb = tf.constant(x[start:start + batch_size])
         yb = None if labels is None else tf.constant(labels[start:start + batch_size])
         lse = tf.fill([xb.shape[0]], -np.inf)
@@ -68,6 +81,7 @@ def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20
             done += k
         log_px.append((lse - math.log(num_samples)).numpy())
         elbo.append((total / num_samples).numpy())
+        last_batch_seconds = time.monotonic() - batch_began
         if bar is not None:
             bar.add(int(xb.shape[0]))
     return {"log_px": np.concatenate(log_px), "elbo": np.concatenate(elbo)}
@@ -102,8 +116,13 @@ def latent_statistics(model, x, batch_size=500, labels=None):
 
 
 def active_units(z_mean, threshold=ACTIVE_UNIT_THRESHOLD):
-    """Number of latent dims whose posterior mean varies over the data: Var_x(E_q[z_j]) > threshold."""
-    return int(np.sum(np.var(np.asarray(z_mean), axis=0) > threshold))
+    """Number of latent dims whose posterior mean varies over the data: Var_x(E_q[z_j]) > threshold.
+
+    None for fewer than two images: a variance over one image is no measure of activity."""
+    z_mean = np.asarray(z_mean)
+    if len(z_mean) < 2:
+        return None
+    return int(np.sum(np.var(z_mean, axis=0) > threshold))
 
 
 def bits_per_dim(nll_nats, num_dims):
@@ -111,7 +130,7 @@ def bits_per_dim(nll_nats, num_dims):
     return float(nll_nats) / (num_dims * math.log(2.0))
 
 
-def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, labels=None):
+def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, labels=None, max_seconds=None):
     """Evaluates a VAE on test images.
 
     Args:
@@ -123,11 +142,14 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
         seed: seed of the importance samples.
         progress: show a Keras progress bar.
         labels: integer labels [N], required for a conditional model.
+        max_seconds: a time budget for the importance-weighted pass (see `iw_log_likelihood`):
+            only the first ``num_images`` images that fit are evaluated. None: all of them.
 
     Returns:
         A dict: ``elbo`` (nats, mean over images), ``nll`` (importance-weighted negative
         log-likelihood, nats), ``bits_per_dim``, ``kl`` (mean KL, nats), ``kl_per_dim`` (list),
-        ``active_units``, ``latent_dim``, ``iw_samples``, ``num_images``.
+        ``active_units`` (None with fewer than two images: the variance over images is undefined),
+        ``latent_dim``, ``iw_samples``, ``num_images`` (the images evaluated).
     """
     x = np.asarray(x, np.float32)
     if x.ndim != 4 or len(x) == 0:
@@ -135,7 +157,9 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
     if tuple(x.shape[1:]) != tuple(model.image_shape):
         raise ConfigError(f"Images of shape {tuple(x.shape[1:])} do not fit a model of image shape {tuple(model.image_shape)}")
     iw = iw_log_likelihood(model, x, num_samples=iw_samples, batch_size=batch_size, seed=seed, progress=progress,
-                           labels=labels)
+                           labels=labels, max_seconds=max_seconds)
+    n = len(iw["log_px"])  # fewer than len(x) when max_seconds cut the pass short
+    x, labels = x[:n], None if labels is None else np.asarray(labels)[:n]
     z_mean, kl_per_dim = latent_statistics(model, x, labels=labels)
     nll = -float(np.mean(iw["log_px"]))
     return {

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 
-from vae_keras.errors import OutputExistsError
+from vae_keras.errors import ConfigError, OutputExistsError
 
 
 def _umask():
@@ -31,6 +31,26 @@ def _fsync_dir(path):
         pass
     finally:
         os.close(fd)
+
+
+def check_output_folder(path, what, hint="Pass a folder you can write to (it is created if missing)."):
+    """Raises ConfigError unless ``path`` is a writable folder or can be created as one.
+
+    For checks before long work (a training run), so that a bad output path fails at once rather
+    than after the work is done. ``what`` names the option in the message (e.g. ``"--out"``).
+    """
+    given = os.fspath(path)
+    target = os.path.abspath(given)
+    existing = target
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    problem = None
+    if not os.path.isdir(existing):
+        problem = "is a file, not a folder" if existing == target else f"cannot be created: {existing!r} is a file"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not writable" if existing == target else f"cannot be created: {existing!r} is not writable"
+    if problem:
+        raise ConfigError(f"{what} {given!r} {problem}. {hint}")
 
 
 def atomic_write_bytes(path, data, overwrite=False):

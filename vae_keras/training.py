@@ -8,11 +8,14 @@ import dataclasses
 import json
 import math
 import os
+import sys
 
 import keras
+import numpy as np
 
 from vae_keras import callbacks as callbacks_lib
 from vae_keras import distribute as distribute_lib
+from vae_keras import fileio
 from vae_keras import options as options_lib
 from vae_keras.errors import ConfigError, VaeKerasError
 from vae_keras.models.vae import DTYPE_POLICIES
@@ -26,6 +29,10 @@ DEFAULT_KL_WARMUP_EPOCHS = 2.0
 DEFAULT_STEPS_PER_EXECUTION = 32
 UNTIL_TIME_LIMIT = 1_000_000  # "epochs" when only --time-limit ends training
 TEST_BINARIZE_SEED = 0  # the test split is binarized once with this seed, for every model alike
+# With --time-limit S the final test evaluation gets at most this share of S (at least one batch of images):
+# --time-limit bounds the whole run, and K=100 on 10,000 Fashion-MNIST images takes ~170 s with the conv net.
+EVAL_TIME_SHARE = 0.25
+EVAL_BATCH_SIZE = 100
 
 
 class TrainingInterrupted(VaeKerasError):
@@ -210,7 +217,16 @@ def load_config_file(path):
         values = {}
     if not isinstance(values, dict):
         raise ConfigError(f"Config file {path!r} must hold a mapping of option names to values. Received a {type(values).__name__}.")
-    return {str(k).replace("-", "_"): v for k, v in values.items()}
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    if "no_output_bias_init" in values:  # the key mirrors the flag --no-output-bias-init; output_bias_init is read too
+        flag = values.pop("no_output_bias_init")
+        if not isinstance(flag, bool):
+            raise ConfigError(f"no-output-bias-init in {path!r} must be true or false. Received: {flag!r}")
+        if values.get("output_bias_init", not flag) == flag:
+            raise ConfigError(f"Config file {path!r} sets both no-output-bias-init: {str(flag).lower()} and "
+                              f"output-bias-init: {str(flag).lower()}, which contradict each other. Keep no-output-bias-init.")
+        values["output_bias_init"] = not flag
+    return values
 
 
 def default_name(dataset):
@@ -259,10 +275,99 @@ def split_for_validation(config, data):
         ConfigError: the split leaves no validation image or no training image.
     """
     if not config.validation_split:
-        return data, f"test split ({len(data.x_test):,} images)"
+        return data, f"test split ({_images(len(data.x_test))})"
     fit_data = data.hold_out_validation(config.validation_split, seed=config.seed)
     return fit_data, (f"{config.validation_split * 100:g}% of the training split held out (seed {config.seed}): "
-                      f"{len(fit_data.x_test):,} images; trained on the other {len(fit_data.x_train):,}")
+                      f"{_images(len(fit_data.x_test))}; trained on the other {len(fit_data.x_train):,}")
+
+
+def _images(n):
+    return f"{n:,} image{'' if n == 1 else 's'}"
+
+
+def resolve_verbose(config):
+    """Keras verbosity: an explicit --verbose as given; "auto" is the progress bar (1) on a terminal and one
+    line per epoch (2) otherwise, so that a redirected log gets no carriage returns, colours or backspaces."""
+    if config.verbose != "auto":
+        return config.verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def resolved_config(config, image_shape, name):
+    """``config.to_dict()`` with every default the run resolved written out (``assets.extra/config.json``):
+    the hidden sizes of the network, the model name, the steps per execution, the epochs (null only when
+    --time-limit alone ends training). Fed back with ``--config`` it reproduces the run. ``--no-output-bias-init``
+    is written as ``no_output_bias_init``, mirroring the flag (`load_config_file` reads both spellings)."""
+    from vae_keras.networks import default_hidden
+
+    d = config.to_dict()
+    d["hidden"] = list(config.hidden or default_hidden(config.model, image_shape))
+    d["name"] = name
+    d["steps_per_execution"] = config.resolved_steps_per_execution
+    if config.epochs is None and not config.time_limit:
+        d["epochs"] = DEFAULT_EPOCHS
+    d["no_output_bias_init"] = not d.pop("output_bias_init")
+    return d
+
+
+def weights_row(history, early_stopping):
+    """The history row of the weights the run ends with: the best epoch's when early stopping restored
+    its weights, else the last epoch's (None without history)."""
+    if early_stopping is not None:
+        best = callbacks_lib.best_row(history, early_stopping.monitor)
+        if best is not None:
+            return best
+    return history[-1] if history else None
+
+
+def test_evaluation(model, data, binarized, config):
+    """The final test evaluation of a run: K = --eval-iw-samples on the test split.
+
+    With --time-limit S the importance-weighted pass gets ``EVAL_TIME_SHARE * S`` seconds: the test
+    images are taken in a seeded random order (``config.seed``, so that no class is left out) and as many
+    batches as fit are evaluated, at least one. The metrics say how many images were used
+    (``test_num_images`` of ``test_images_available``) and ``test_evaluation`` says so in words.
+    """
+    from vae_keras import evaluation
+
+    x = test_images(data, binarized)
+    labels = data.y_test if config.conditional else None
+    budget = EVAL_TIME_SHARE * config.time_limit if config.time_limit else None
+    if budget is not None:
+        order = np.random.default_rng(config.seed).permutation(len(x))
+        x, labels = x[order], None if labels is None else np.asarray(labels)[order]
+    result = evaluation.evaluate(model, x, iw_samples=config.eval_iw_samples, batch_size=EVAL_BATCH_SIZE, seed=config.seed,
+                                 labels=labels, max_seconds=budget)
+    metrics = {f"test_{k}": v for k, v in result.items()}
+    metrics["test_images_available"] = len(x)
+    if budget is None:
+        metrics["test_evaluation"] = f"all {_images(len(x))} of the test split, K={config.eval_iw_samples}"
+    else:
+        metrics["test_evaluation"] = (
+            f"{result['num_images']:,} of {_images(len(x))} of the test split (a random subset, seed {config.seed}), "
+            f"K={config.eval_iw_samples}: the evaluation had {budget:g} s, {EVAL_TIME_SHARE:g} of --time-limit "
+            f"{config.time_limit:g}")
+    return metrics
+
+
+def _interrupted_after_training(config, checkpoint, stage):
+    where = (f"The checkpoint in {config.checkpoint_dir!r} keeps every trained epoch: run the same command again to "
+             "resume from it.") if checkpoint else "The trained weights are lost (use --checkpoint-dir to keep them)."
+    return TrainingInterrupted(f"Interrupted during the {stage}; nothing was exported. {where}")
+
+
+def check_output_paths(config):
+    """Every folder the run will write to (--out and the model's folder in it, --checkpoint-dir,
+    --tensorboard) must be a writable folder or creatable, checked before any data is loaded or epoch
+    trained: a bad path fails at once instead of losing the finished training (issue 13)."""
+    name = config.name or default_name(config.dataset)
+    fileio.check_output_folder(config.out, "--out")
+    fileio.check_output_folder(os.path.join(config.out, name), "The model folder",
+                               hint="Choose another --name or --out (the versions go in OUT/NAME/).")
+    if config.checkpoint_dir:
+        fileio.check_output_folder(config.checkpoint_dir, "--checkpoint-dir")
+    if config.tensorboard:
+        fileio.check_output_folder(config.tensorboard, "--tensorboard")
 
 
 def _capacity_options(config, steps_per_epoch):
@@ -295,12 +400,13 @@ def train(config, data=None, callbacks=()):
         A dict with ``model``, ``export_path``, ``history`` (per-epoch rows) and ``metrics``.
     """
     from vae_keras import data as data_lib
-    from vae_keras import evaluation, export
+    from vae_keras import export
     from vae_keras.models import build_vae
 
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     config.validate()
+    check_output_paths(config)
     run = distribute_lib.setup(config.distribute)  # first: multi-worker must precede other TensorFlow work
     if data is None:
         data = data_lib.load_images(config.dataset)
@@ -330,9 +436,11 @@ def train(config, data=None, callbacks=()):
             model.initialize_output_bias(data_lib.to_float(fit_data.x_train).mean(axis=0))
         model.compile(optimizer=make_optimizer(config, steps_per_epoch), steps_per_execution=config.resolved_steps_per_execution)
 
+    verbose = resolve_verbose(config)
     early_stopping = None
     if config.early_stopping_patience:
-        early_stopping = callbacks_lib.ResumableEarlyStopping(monitor="val_loss", patience=config.early_stopping_patience)
+        early_stopping = callbacks_lib.ResumableEarlyStopping(monitor="val_loss", patience=config.early_stopping_patience,
+                                                              report=verbose != 0)
     checkpoint = None
     initial_epoch, time_offset = 0, 0.0
     if config.checkpoint_dir:
@@ -368,7 +476,7 @@ def train(config, data=None, callbacks=()):
     else:
         try:
             fit = run.fit(model, train_ds, validation_data=val_ds, epochs=config.max_epochs, initial_epoch=initial_epoch,
-                          callbacks=all_callbacks, verbose=config.verbose)  # the pipeline shuffles
+                          callbacks=all_callbacks, verbose=verbose)  # the pipeline shuffles
         except KeyboardInterrupt:
             where = (f"The checkpoint in {config.checkpoint_dir!r} keeps every finished epoch; run the same "
                      "command again to resume.") if checkpoint else "Nothing was exported (use --checkpoint-dir to make runs resumable)."
@@ -377,7 +485,9 @@ def train(config, data=None, callbacks=()):
     if not run.is_chief:  # multi-worker: only the chief evaluates and exports
         return run.finish_worker(model, history, checkpoint)
 
-    metrics = {f"final_{k}": v for k, v in history[-1].items() if k != "epoch"} if history else {}
+    row = weights_row(history, early_stopping)  # the metrics of the weights that are exported
+    metrics = {f"final_{k}": v for k, v in row.items() if k != "epoch"} if row else {}
+    metrics["weights_epoch"] = int(row["epoch"]) if row else None
     metrics["epochs_trained"] = len(history)
     metrics["stopped_by_time_limit"] = bool(time_limit and time_limit.stopped_early)
     metrics["validation_data"] = validation_data  # where the val_* numbers come from
@@ -385,22 +495,25 @@ def train(config, data=None, callbacks=()):
         metrics["stopped_early"] = bool(early_stopping.stopped_epoch)
         best = callbacks_lib.best_row(history, "val_loss")
         metrics["best_epoch"] = int(best["epoch"]) if best else None
-    if config.eval_iw_samples:
-        x_test = test_images(data, binarized)
-        result = evaluation.evaluate(model, x_test, iw_samples=config.eval_iw_samples, seed=config.seed,
-                                     labels=data.y_test if config.conditional else None)
-        metrics.update({f"test_{k}": v for k, v in result.items()})
-    path = export.export_model(
-        model, config.out, name, history=history, dataset=config.dataset, metrics=metrics,
-        config=config.to_dict(),
-        card_extra={
-            "network": config.model,
-            "hidden": list(config.hidden) if config.hidden else None,
-            "class_names": _class_names(data, num_classes),
-            "dataset_num_classes": data.num_classes,
-            "test_binarized": binarized,
-        },
-    )
+    resolved = resolved_config(config, data.image_shape, name)
+    stage = "final test evaluation"
+    try:
+        if config.eval_iw_samples:
+            metrics.update(test_evaluation(model, data, binarized, config))
+        stage = "export"
+        path = export.export_model(
+            model, config.out, name, history=history, dataset=config.dataset, metrics=metrics,
+            config=resolved,
+            card_extra={
+                "network": config.model,
+                "hidden": resolved["hidden"],
+                "class_names": _class_names(data, num_classes),
+                "dataset_num_classes": data.num_classes,
+                "test_binarized": binarized,
+            },
+        )
+    except KeyboardInterrupt:
+        raise _interrupted_after_training(config, checkpoint, stage) from None
     if checkpoint is not None:
         checkpoint.clear()
     run.barrier()  # multi-worker: the other workers wait for the export, then all exit together
