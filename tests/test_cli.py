@@ -320,6 +320,14 @@ class TestNewcomerPath:
                 "print(keras.saving.get_registered_object('vae_keras>VAE') is not None, 'vae_keras.models' in sys.modules)")
         assert _run(sys.executable, "-c", code).stdout.strip().splitlines()[-1] == "True True"
 
+    def test_importing_keras_after_vae_keras_registers_the_vae_for_load_model(self):
+        code = ("import sys, vae_keras\n"
+                "light = 'keras' not in sys.modules\n"
+                "import keras\n"
+                "print(light, keras.saving.get_registered_object('vae_keras>VAE') is not None)")
+        proc = _run(sys.executable, "-c", code)
+        assert proc.stdout.strip().splitlines()[-1] == "True True", proc.stdout + proc.stderr
+
     @pytest.mark.parametrize("where", ["before", "after"])
     def test_debug_before_or_after_the_subcommand_shows_the_traceback(self, where, tmp_path):
         from vae_keras.errors import VaeKerasError

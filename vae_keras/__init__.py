@@ -4,9 +4,9 @@ export TF-Serving SavedModels, and come with a Streamlit dashboard.
 Importing the package is light: it imports neither TensorFlow nor Keras, so the ``vae-keras``
 command line parses its arguments (and answers ``--help`` or a typo) at once. The Keras objects
 (`VAE`, the likelihoods) are registered, so that ``keras.saving.load_model`` can read a
-``model.keras`` file, as soon as any vae_keras name that needs Keras is used, or at once when Keras
-was imported before vae_keras (``import keras; import vae_keras``); ``import vae_keras.models``
-registers them explicitly.
+``model.keras`` file after ``import vae_keras``, whenever Keras is loaded: at once if it already is,
+else the moment Keras finishes loading (an import hook), or when a vae_keras name that needs Keras
+is used first.
 
 Example:
 >>> import vae_keras
@@ -16,6 +16,8 @@ Example:
 """
 
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 
 __version__ = "0.1.0"
@@ -45,8 +47,29 @@ def _register_keras_objects():
     importlib.import_module("vae_keras.models")
 
 
+class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
+    """Registers vae_keras's Keras objects right after ``import keras`` completes (then removes itself)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("keras")
+        if spec is not None and spec.loader is not None:
+            load = spec.loader.exec_module
+
+            def exec_module(module):
+                load(module)
+                _register_keras_objects()
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
 if "keras" in sys.modules:  # Keras is loaded already, so registering costs nothing
     _register_keras_objects()
+elif not any(isinstance(f, _RegisterWhenKerasLoads) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenKerasLoads())
 
 
 def __getattr__(name):
