@@ -142,11 +142,51 @@ class TestTrain:
 class TestEvaluateAndSample:
     def test_evaluate_json(self, trained, capsys):
         capsys.readouterr()
-        assert main(["evaluate", trained[1], "--iw-samples", "20", "--json"]) == 0
+        assert main(["evaluate", trained[1], "--iw-samples", "5", "--json"]) == 0
         result = json.loads(capsys.readouterr().out)
-        assert result["num_images"] == 100 and result["iw_samples"] == 20 and result["test_binarized"] is True
-        assert 50 < result["nll"] < 560 and result["elbo"] <= -result["nll"] + 1e-3
+        assert result["num_images"] == 100 and result["iw_samples"] == 5 and result["test_binarized"] is True
+        assert result["scored_images"] == "binarized once with seed 0, as the model card records (test_binarized)"
+        # The same model, images, K and seed as training's own test evaluation: the same numbers as its card.
+        card = exported.read_card(trained[1])["metrics"]
+        assert result["nll"] == pytest.approx(card["test_nll"], abs=1e-3)
+        assert result["elbo"] == pytest.approx(card["test_elbo"], abs=1e-3)
+        assert result["nll_kind"] == card["test_nll_kind"] == "discrete"
+        assert result["bits_per_dim"] == pytest.approx(result["nll"] / (28 * 28 * np.log(2)))
         assert 0 <= result["active_units"] <= 4 and len(result["kl_per_dim"]) == 4
+
+    def test_evaluate_scores_the_images_training_scored(self, tiny_npz, tmp_path, capsys):
+        """--binarize none: training scores the raw intensities and its card says test_binarized false;
+        evaluate must score the same images (it binarized every Bernoulli model's images before)."""
+        assert main(["train", "--dataset", tiny_npz, "--epochs", "1", "--binarize", "none", "--out", str(tmp_path),
+                     "--name", "soft", *TINY]) == 0
+        path = str(tmp_path / "soft" / "1")
+        card = exported.read_card(path)
+        assert card["test_binarized"] is False
+        metrics = card["metrics"]
+        assert metrics["test_nll_kind"] == "not_a_likelihood" and metrics["test_bits_per_dim"] is None
+        capsys.readouterr()
+        assert main(["evaluate", path, "--iw-samples", "5", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["nll"] == pytest.approx(metrics["test_nll"], abs=1e-3)
+        assert result["test_binarized"] is False and result["scored_images"].startswith("the raw intensities")
+        assert result["nll_kind"] == "not_a_likelihood" and result["bits_per_dim"] is None
+        assert main(["evaluate", path, "--iw-samples", "5"]) == 0
+        out = capsys.readouterr().out
+        assert "not a likelihood of the images" in out and "no bits/dim" in out and "raw intensities" in out
+
+    def test_evaluate_says_which_rule_it_used_for_a_card_without_test_binarized(self, trained, tmp_path, capsys):
+        import shutil
+
+        old = tmp_path / "old" / "1"
+        shutil.copytree(trained[1], old)
+        card_path = old / "assets.extra" / "model_card.json"
+        card = json.loads(card_path.read_text())
+        del card["test_binarized"]
+        card_path.write_text(json.dumps(card))
+        capsys.readouterr()
+        assert main(["evaluate", str(old), "--iw-samples", "2", "--num-images", "10"]) == 0
+        out = capsys.readouterr().out
+        assert "does not record test_binarized: binarized because the likelihood is Bernoulli" in out
 
     def test_evaluate_text_on_a_name_folder_uses_its_newest_version(self, trained, capsys):
         capsys.readouterr()
