@@ -317,12 +317,51 @@ def test_mnist_10k_five_epochs_reaches_the_nll_target(tmp_path, capsys):
     assert result["nll"] < 135, result
 
 
-def test_a_time_limit_without_epochs_trains_until_the_limit():
-    from vae_keras.training import DEFAULT_EPOCHS, UNTIL_TIME_LIMIT, TrainConfig
+def test_a_time_limit_without_epochs_trains_until_the_limit_and_the_cosine_schedule_decays_over_it(tmp_path):
+    """--time-limit 8 without --epochs: several epochs (about 4 s go to tracing, then 50-step epochs of
+    about 0.3 s), stopped by the limit, and --lr-schedule cosine reaches its floor at the end (before,
+    it decayed over 30 epochs whatever the time limit)."""
+    import keras
 
-    assert TrainConfig().max_epochs == DEFAULT_EPOCHS == 30
-    assert TrainConfig(time_limit=60).max_epochs == UNTIL_TIME_LIMIT
-    assert TrainConfig(time_limit=60, epochs=7).max_epochs == 7
+    from vae_keras import data as data_lib
+    from vae_keras import training
+
+    x = (np.random.default_rng(0).random((1000, 8, 8)) * 255).astype(np.uint8)
+    images = data_lib.ImageData.from_arrays(x[:800], None, x[800:], None, name="noise")
+    rates = []
+
+    class RecordRate(keras.callbacks.Callback):  # runs after TimeLimit has set the clock for this call
+        def on_train_batch_begin(self, batch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate))
+
+    config = training.TrainConfig(dataset="noise", hidden=(8,), latent_dim=2, batch_size=16, time_limit=8.0,
+                                  lr_schedule="cosine", eval_iw_samples=0, out=str(tmp_path), name="t", verbose=0)
+    assert config.epochs is None
+    metrics = training.train(config, data=images, callbacks=[RecordRate()])["metrics"]
+    assert metrics["stopped_by_time_limit"] is True and metrics["epochs_trained"] >= 2
+    lr, floor = config.learning_rate, config.learning_rate * training.COSINE_FLOOR
+    assert rates[0] > 0.95 * lr  # the clock starts with training (the first call comes a moment later)
+    assert rates[-1] - floor < 0.05 * (lr - floor), (rates[-1], metrics["epochs_trained"])
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # decreasing all the way
+
+
+def test_the_budget_cosine_schedule_takes_whichever_budget_ends_first_and_serializes():
+    import keras
+
+    from vae_keras.training import BudgetCosineDecay, TrainConfig, make_optimizer
+
+    both = BudgetCosineDecay(1.0, decay_steps=100, time_limit=60.0, alpha=0.05)
+    assert float(both(0)) == pytest.approx(1.0) and float(both(100)) == pytest.approx(0.05)
+    both.time_progress.assign(0.5)
+    assert float(both(10)) == pytest.approx(0.525)  # time ran out faster than steps: time decides
+    assert float(both(90)) == pytest.approx(0.05 + 0.95 * 0.5 * (1 + np.cos(0.9 * np.pi)))  # steps decide
+    copy = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(both))
+    assert isinstance(copy, BudgetCosineDecay) and copy.get_config() == both.get_config()
+    # --epochs alone keeps a step budget; --time-limit alone is a time budget; both: the first to end.
+    assert isinstance(make_optimizer(TrainConfig(lr_schedule="cosine", epochs=3), 10)._learning_rate,
+                      keras.optimizers.schedules.CosineDecay)
+    assert make_optimizer(TrainConfig(lr_schedule="cosine", time_limit=5.0), 10)._learning_rate.decay_steps is None
+    assert make_optimizer(TrainConfig(lr_schedule="cosine", time_limit=5.0, epochs=3), 10)._learning_rate.decay_steps == 30
 
 
 def test_steps_per_execution_defaults_to_several_on_one_device_and_is_refused_under_a_strategy(tmp_path, capsys):

@@ -103,7 +103,8 @@ def build_parser():
     t.add_argument("--time-limit", type=_finite_float, help="stop cleanly after this many seconds of training, then evaluate and export")
     t.add_argument("--batch-size", type=_positive_int, help="batch size (default 128)")
     t.add_argument("--learning-rate", type=_finite_float, help="Adam learning rate (default 2e-3)")
-    t.add_argument("--lr-schedule", choices=["constant", "cosine"], help="learning-rate schedule over --epochs (default constant)")
+    t.add_argument("--lr-schedule", choices=["constant", "cosine"], help="cosine: decay to 5%% of --learning-rate over the run's budget, --epochs or --time-limit's "
+                        "seconds (whichever ends first); default constant")
     t.add_argument("--beta", type=_finite_float, help="KL weight (1 = ELBO, >1 = beta-VAE)")
     t.add_argument("--kl-warmup-epochs", type=_finite_float, help="anneal the KL weight from 0 to beta over this many epochs (default 2; 0 turns it off)")
     t.add_argument("--free-bits", type=_finite_float, help="KL floor per latent dim in nats during training")
