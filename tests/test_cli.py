@@ -173,6 +173,8 @@ class TestEvaluateAndSample:
         assert main(["evaluate", path, "--iw-samples", "5"]) == 0
         out = capsys.readouterr().out
         assert "not a likelihood of the images" in out and "no bits/dim" in out and "raw intensities" in out
+        assert main(["list", str(tmp_path)]) == 0
+        assert f"test NLL (not a likelihood of the images) {metrics['test_nll']:.2f}" in capsys.readouterr().out
 
     def test_evaluate_says_which_rule_it_used_for_a_card_without_test_binarized(self, trained, tmp_path, capsys):
         import shutil
@@ -207,7 +209,8 @@ class TestEvaluateAndSample:
     def test_list(self, trained, capsys):
         capsys.readouterr()
         assert main(["list", trained[0]]) == 0
-        assert "digits/1" in capsys.readouterr().out
+        nll = exported.read_card(trained[1])["metrics"]["test_nll"]
+        assert "digits/1" in (out := capsys.readouterr().out) and f"test NLL {nll:.2f}" in out  # binarized: a plain NLL
 
 
 class TestBadInput:
