@@ -365,6 +365,11 @@ def test_the_budget_cosine_schedule_takes_whichever_budget_ends_first_and_serial
                       keras.optimizers.schedules.CosineDecay)
     assert make_optimizer(TrainConfig(lr_schedule="cosine", time_limit=5.0), 10)._learning_rate.decay_steps is None
     assert make_optimizer(TrainConfig(lr_schedule="cosine", time_limit=5.0, epochs=3), 10)._learning_rate.decay_steps == 30
+    # Each worker has its own clock: a time-based decay would differ between workers.
+    from vae_keras.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--lr-schedule cosine with --time-limit 5 cannot be used with --distribute multi-worker"):
+        make_optimizer(TrainConfig(lr_schedule="cosine", time_limit=5.0, distribute="multi-worker"), 10)
 
 
 def test_steps_per_execution_defaults_to_several_on_one_device_and_is_refused_under_a_strategy(tmp_path, capsys):

@@ -282,6 +282,11 @@ def make_optimizer(config, steps_per_epoch):
     both whichever runs out first (`BudgetCosineDecay`; `TimeLimit` advances its clock).
     """
     lr = config.learning_rate
+    if config.lr_schedule == "cosine" and config.time_limit and config.distribute == "multi-worker":
+        raise ConfigError(
+            f"--lr-schedule cosine with --time-limit {config.time_limit:g} cannot be used with --distribute multi-worker: the "
+            "decay would follow each worker's own clock, so the workers would apply different learning rates. "
+            "Drop --time-limit (cosine then decays over --epochs) or use --lr-schedule constant.")
     if config.lr_schedule == "cosine":
         decay_steps = max(1, config.max_epochs * steps_per_epoch) if config.epochs or not config.time_limit else None
         if config.time_limit:
