@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: help setup system-deps demo train dashboard test test-all demo-models benchmark lint clean
+.PHONY: help setup system-deps demo train dashboard test demo-models benchmark lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,11 +31,8 @@ dashboard: setup  ## open the dashboard on the models in saved_models/
 
 demo: train dashboard  ## the main job: train on mnist-10k, then open the dashboard
 
-test: setup system-deps  ## the default test suite (CI runs this)
+test: setup system-deps  ## every test (CI runs this)
 	$(BIN)/python -m pytest
-
-test-all: setup system-deps  ## every test, slow ones included
-	$(BIN)/python -m pytest -m ""
 
 demo-models: setup  ## re-create the small demo models committed in saved_models/
 	rm -rf saved_models/mnist-demo saved_models/mnist-2d

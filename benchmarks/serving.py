@@ -1,7 +1,7 @@
 """SavedModel serving throughput and batch-1 latency of an exported VAE's ``serving_default``.
 
 Runs in its own process and never imports vae_keras: it loads the export with
-``tf.saved_model.load`` exactly as a client of the DESIGN.md contract would, and reports JSON on
+``tf.saved_model.load`` exactly as a client of the signatures in docs/contracts.md would, and reports JSON on
 stdout. The signature is called in-process (no gRPC/REST and no request serialization, which TF
 Serving would add on top).
 

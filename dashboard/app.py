@@ -3,8 +3,10 @@
     streamlit run dashboard/app.py                           # the models in saved_models/ (beside dashboard/)
     streamlit run dashboard/app.py -- --models-dir DIR       # or: VAE_KERAS_MODELS_DIR=DIR streamlit run ...
 
-A thin front: models are loaded from their SavedModel signatures by `vae_keras.exported.ExportedVAE`
-(cached with st.cache_resource), test images by `vae_keras.data` (cached with st.cache_data), and
+A thin front: the models list comes from the model cards alone (small JSON files); a model's
+SavedModel is loaded by `vae_keras.exported.ExportedVAE` only when a page shows it (cached with
+st.cache_resource, keyed by its folder and a stamp of its files), test images by `vae_keras.data`
+(cached with st.cache_data), and
 everything in between is computed by `vae_keras.dashboard_logic`. Pages are lazy tabs: only the open
 one runs, and its heavy results are cached, so a page switch or a control change answers quickly.
 """
@@ -24,7 +26,7 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO_ROOT))
     from vae_keras import dashboard_logic as dl
-from vae_keras.errors import VaeKerasError  # noqa: E402 - after the checkout fallback above
+from vae_keras.errors import ModelDirError, VaeKerasError  # noqa: E402 - after the checkout fallback above
 from vae_keras.exported import ExportedVAE, list_models  # noqa: E402
 
 PAGES = ("Overview", "Reconstructions", "Random samples", "Loss curves", "Latent space", "Compare")
@@ -101,17 +103,27 @@ def history_of(model_key, _model):
 
 
 class Selected:
-    """The model being shown: its listing entry, the loaded ExportedVAE and a cache key."""
+    """A listed model: its listing entry and card (read without loading the SavedModel) and a cache key;
+    ``model`` loads its SavedModel the first time a page uses it."""
 
-    def __init__(self, entry, model):
-        self.entry, self.model = entry, model
-        self.key = f"{entry.path}@{dl.model_stamp(entry.path)}"
-        self.card = model.card
+    def __init__(self, entry):
+        self.entry = entry
+        self.stamp = dl.model_stamp(entry.path)
+        self.key = f"{entry.path}@{self.stamp}"
+        self.card = entry.card
         self.label = entry.label
-        self.h, self.w, self.c = model.image_shape
+        self.h, self.w, self.c = (int(d) for d in self.card["image_shape"])
         self.likelihood = self.card.get("likelihood")
         self.class_names = dl.class_names(self.card)  # None unless the model is conditional
         self.conditional = self.class_names is not None
+
+    @property
+    def model(self):
+        """The ExportedVAE (loaded once per folder stamp); ModelDirError naming the reason if it does not load."""
+        model, reason = load_model(self.entry.path, self.stamp)
+        if model is None:
+            raise ModelDirError(f"{self.label} cannot be loaded: {reason}")
+        return model
 
     def test(self):
         """(TestSet, outputs) or (None, reason)."""
@@ -419,16 +431,24 @@ def random_pair(n_test):
     st.session_state["interp_a"], st.session_state["interp_b"] = int(a), int(b)
 
 
-def page_compare(sel, loadable):
-    labels = [s.label for s in loadable]
+def page_compare(sel, listed):
+    labels = [s.label for s in listed]
     default = [sel.label] + [lb for lb in labels if lb != sel.label][:3]
     chosen = st.multiselect("Models to compare", labels, default=default, key="compare_models", persist_state="page")
     if len(chosen) < 2:
         st.info("Choose two or more models to compare." if len(labels) > 1 else
-                f"Only one model is loadable in this folder; train another to compare: `{dl.TRAIN_COMMAND}`.")
+                f"Only one model is in this folder; train another to compare: `{dl.TRAIN_COMMAND}`.")
         if not chosen:
             return
-    models = [s for s in loadable if s.label in chosen]
+    models = []
+    for s in (s for s in listed if s.label in chosen):  # the chosen ones are loaded now, the others never
+        try:
+            s.model  # noqa: B018
+            models.append(s)
+        except VaeKerasError as e:
+            st.warning(str(e))
+    if not models:
+        return
 
     st.subheader("Metrics")
     st.dataframe(dl.comparison_table([(s.label, s.card) for s in models]))
@@ -481,7 +501,7 @@ def empty_folder(models_dir, exists):
                 f"(or set `{dl.MODELS_DIR_ENV}`).")
 
 
-def sidebar(models_dir, entries, loadable, failed):
+def sidebar(models_dir, entries, listed, failed):
     with st.sidebar:
         st.header("Models")
         st.caption(f"Folder: `{models_dir}`")
@@ -489,12 +509,12 @@ def sidebar(models_dir, entries, loadable, failed):
             st.info(f"No models yet. Train one:\n\n`{dl.train_command(models_dir)}`")
             return None
         chosen = None
-        if loadable:
-            labels = [s.label for s in loadable]
-            newest = max(range(len(loadable)), key=lambda i: (str(loadable[i].card.get("created") or ""), -i))
+        if listed:
+            labels = [s.label for s in listed]
+            newest = max(range(len(listed)), key=lambda i: (str(listed[i].card.get("created") or ""), -i))
             chosen = st.selectbox("Show model", labels, index=newest, key="model", bind="query-params",
                                   help="Defaults to the most recently exported model", on_change=reset_model_controls)
-            st.markdown("\n".join(f"- **{s.label}** · {dl.describe_entry(s.entry)}" for s in loadable))
+            st.markdown("\n".join(f"- **{s.label}** · {dl.describe_entry(s.entry)}" for s in listed))
         if failed:
             st.subheader(f"Not loadable ({len(failed)})")
             for label, reason in failed:
@@ -505,27 +525,26 @@ def sidebar(models_dir, entries, loadable, failed):
 def main():
     models_dir = dl.resolve_models_dir(sys.argv[1:], os.environ, REPO_ROOT / "saved_models")
     entries = list_models(models_dir)
-    loadable, failed = [], []
-    for entry in entries:
-        if entry.error:
-            failed.append((entry.label, entry.error))
-            continue
-        model, reason = load_model(entry.path, dl.model_stamp(entry.path))
-        if model is None:
-            failed.append((entry.label, reason))
-        else:
-            loadable.append(Selected(entry, model))
-    chosen = sidebar(models_dir, entries, loadable, failed)
+    # The list comes from the model cards; a SavedModel is loaded only when a page shows it.
+    listed = [Selected(entry) for entry in entries if not entry.error]
+    failed = [(entry.label, entry.error) for entry in entries if entry.error]
+    chosen = sidebar(models_dir, entries, listed, failed)
     if not entries:
         empty_folder(models_dir, os.path.isdir(models_dir))
         return
-    if not loadable:
+    if not listed:
         st.title("vae_keras dashboard")
         st.error(f"None of the {len(entries)} model folder(s) in `{models_dir}` can be loaded; the sidebar says why. "
                  "Train a new one:")
         st.code(dl.train_command(models_dir), language="bash")
         return
-    sel = next(s for s in loadable if s.label == chosen) if chosen else loadable[0]
+    sel = next(s for s in listed if s.label == chosen) if chosen else listed[0]
+    try:
+        sel.model  # noqa: B018 - load the shown model now, so that a broken one is reported here, once
+    except VaeKerasError as e:
+        st.title(sel.label)
+        st.error(f"{e}. Choose another model in the sidebar, or train a new one: `{dl.train_command(models_dir)}`")
+        return
     st.title(sel.label)
     st.caption(dl.card_summary(sel.card))
     tabs = st.tabs(PAGES, key="page", on_change="rerun", bind="query-params")
@@ -535,7 +554,7 @@ def main():
         "Random samples": (page_samples, sel),
         "Loss curves": (page_losses, sel),
         "Latent space": (page_latent, sel),
-        "Compare": (page_compare, sel, loadable),
+        "Compare": (page_compare, sel, listed),
     }
     for tab, name in zip(tabs, PAGES):
         if tab.open:

@@ -86,6 +86,7 @@ def _dashboard_export_tiny(out_dir, name, image_shape, latent_dim, x_train, x_va
     import keras
 
     from vae_keras import build_vae
+    from vae_keras.evaluation import nll_kind
     from vae_keras.export import export_model, history_rows_from_keras
 
     keras.utils.set_random_seed(seed)
@@ -99,6 +100,7 @@ def _dashboard_export_tiny(out_dir, name, image_shape, latent_dim, x_train, x_va
     history = model.fit(x_train, validation_data=x_val, epochs=3, batch_size=128, verbose=0)
     rows = history_rows_from_keras(history.history)
     last = rows[-1]
+    # Stand-in test metrics (cheap, not measured); test_dashboard_app.py also checks a card that train() wrote.
     metrics = {
         "epochs_trained": len(rows),
         "final_loss": last["loss"],
@@ -108,9 +110,10 @@ def _dashboard_export_tiny(out_dir, name, image_shape, latent_dim, x_train, x_va
         "test_kl": last["val_kl"],
         "test_active_units": latent_dim,
         "test_kl_per_dim": [float(v) for v in np.linspace(0.1, 1.0, latent_dim)],
+        "test_nll_kind": nll_kind(model.likelihood, x_val[0][0] if labels is not None else x_val[0]),  # intensities
     }
     path = export_model(model, out_dir, name, history=rows, dataset=dataset, metrics=metrics,
-                        card_extra={"network": "mlp", "hidden": [16]})
+                        card_extra={"network": "mlp", "hidden": [16], "test_binarized": False})
     if created:
         card_path = os.path.join(path, "assets.extra", "model_card.json")
         with open(card_path, encoding="utf-8") as f:

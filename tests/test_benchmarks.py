@@ -33,8 +33,6 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
     for name, r in runs.items():
         assert [p["checkpoint"] for p in r["points"]] == checkpoints, name
         assert all(math.isfinite(p["nll"]) and p["nll"] > 0 for p in r["points"]), name
-        # The IW bound is at least as tight as the ELBO (both estimated with the same samples).
-        assert r["points"][-1]["nll"] <= -r["points"][-1]["elbo"] + 1e-3, name
         assert r["train_seconds"] <= results["settings"]["budget"] + 30, name
     # vae_keras's run is the CLI's default configuration, only the time limit set.
     assert runs["vae_keras"]["config"]["time_limit"] == results["settings"]["budget"]
@@ -92,6 +90,24 @@ def _tiny_networks():
     z = keras.Input((2,))
     decoder = keras.Model(z, keras.layers.Reshape((8, 8, 1))(keras.layers.Dense(64)(z)))
     return encoder, decoder
+
+
+def test_the_baselines_are_scored_with_the_log_weights_of_vae_keras():
+    """LogitsAdapter (the baselines' scorer) against vae_keras.VAE on the same networks and noise: equal
+    log w, so the runs' NLLs are measured alike (this replaces a check that held for any numbers)."""
+    import keras
+    import numpy as np
+
+    from benchmarks import harness
+    from vae_keras import VAE
+
+    keras.utils.set_random_seed(0)
+    encoder, decoder = _tiny_networks()
+    x = (np.random.default_rng(0).random((5, 8, 8, 1)) < 0.5).astype(np.float32)
+    ours = VAE(encoder, decoder, likelihood="bernoulli").log_importance_weights(x, 4, seed=keras.random.SeedGenerator(3))
+    theirs = harness.LogitsAdapter(encoder, decoder).log_importance_weights(x, 4, seed=keras.random.SeedGenerator(3))
+    assert ours.shape == (4, 5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(theirs), keras.ops.convert_to_numpy(ours), rtol=1e-6)
 
 
 @pytest.mark.parametrize("policy", [None, "mixed_bfloat16"])

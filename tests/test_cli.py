@@ -142,11 +142,53 @@ class TestTrain:
 class TestEvaluateAndSample:
     def test_evaluate_json(self, trained, capsys):
         capsys.readouterr()
-        assert main(["evaluate", trained[1], "--iw-samples", "20", "--json"]) == 0
+        assert main(["evaluate", trained[1], "--iw-samples", "5", "--json"]) == 0
         result = json.loads(capsys.readouterr().out)
-        assert result["num_images"] == 100 and result["iw_samples"] == 20 and result["test_binarized"] is True
-        assert 50 < result["nll"] < 560 and result["elbo"] <= -result["nll"] + 1e-3
+        assert result["num_images"] == 100 and result["iw_samples"] == 5 and result["test_binarized"] is True
+        assert result["scored_images"] == "binarized once with seed 0, as the model card records (test_binarized)"
+        # The same model, images, K and seed as training's own test evaluation: the same numbers as its card.
+        card = exported.read_card(trained[1])["metrics"]
+        assert result["nll"] == pytest.approx(card["test_nll"], abs=1e-3)
+        assert result["elbo"] == pytest.approx(card["test_elbo"], abs=1e-3)
+        assert result["nll_kind"] == card["test_nll_kind"] == "discrete"
+        assert result["bits_per_dim"] == pytest.approx(result["nll"] / (28 * 28 * np.log(2)))
         assert 0 <= result["active_units"] <= 4 and len(result["kl_per_dim"]) == 4
+
+    def test_evaluate_scores_the_images_training_scored(self, tiny_npz, tmp_path, capsys):
+        """--binarize none: training scores the raw intensities and its card says test_binarized false;
+        evaluate must score the same images (it binarized every Bernoulli model's images before)."""
+        assert main(["train", "--dataset", tiny_npz, "--epochs", "1", "--binarize", "none", "--out", str(tmp_path),
+                     "--name", "soft", *TINY]) == 0
+        path = str(tmp_path / "soft" / "1")
+        card = exported.read_card(path)
+        assert card["test_binarized"] is False
+        metrics = card["metrics"]
+        assert metrics["test_nll_kind"] == "not_a_likelihood" and metrics["test_bits_per_dim"] is None
+        capsys.readouterr()
+        assert main(["evaluate", path, "--iw-samples", "5", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["nll"] == pytest.approx(metrics["test_nll"], abs=1e-3)
+        assert result["test_binarized"] is False and result["scored_images"].startswith("the raw intensities")
+        assert result["nll_kind"] == "not_a_likelihood" and result["bits_per_dim"] is None
+        assert main(["evaluate", path, "--iw-samples", "5"]) == 0
+        out = capsys.readouterr().out
+        assert "not a likelihood of the images" in out and "no bits/dim" in out and "raw intensities" in out
+        assert main(["list", str(tmp_path)]) == 0
+        assert f"test NLL (not a likelihood of the images) {metrics['test_nll']:.2f}" in capsys.readouterr().out
+
+    def test_evaluate_says_which_rule_it_used_for_a_card_without_test_binarized(self, trained, tmp_path, capsys):
+        import shutil
+
+        old = tmp_path / "old" / "1"
+        shutil.copytree(trained[1], old)
+        card_path = old / "assets.extra" / "model_card.json"
+        card = json.loads(card_path.read_text())
+        del card["test_binarized"]
+        card_path.write_text(json.dumps(card))
+        capsys.readouterr()
+        assert main(["evaluate", str(old), "--iw-samples", "2", "--num-images", "10"]) == 0
+        out = capsys.readouterr().out
+        assert "does not record test_binarized: binarized because the likelihood is Bernoulli" in out
 
     def test_evaluate_text_on_a_name_folder_uses_its_newest_version(self, trained, capsys):
         capsys.readouterr()
@@ -167,7 +209,8 @@ class TestEvaluateAndSample:
     def test_list(self, trained, capsys):
         capsys.readouterr()
         assert main(["list", trained[0]]) == 0
-        assert "digits/1" in capsys.readouterr().out
+        nll = exported.read_card(trained[1])["metrics"]["test_nll"]
+        assert "digits/1" in (out := capsys.readouterr().out) and f"test NLL {nll:.2f}" in out  # binarized: a plain NLL
 
 
 class TestBadInput:
@@ -277,12 +320,57 @@ def test_mnist_10k_five_epochs_reaches_the_nll_target(tmp_path, capsys):
     assert result["nll"] < 135, result
 
 
-def test_a_time_limit_without_epochs_trains_until_the_limit():
-    from vae_keras.training import DEFAULT_EPOCHS, UNTIL_TIME_LIMIT, TrainConfig
+def test_a_time_limit_without_epochs_trains_until_the_limit_and_the_cosine_schedule_decays_over_it(tmp_path):
+    """--time-limit 8 without --epochs: several epochs (about 4 s go to tracing, then 50-step epochs of
+    about 0.3 s), stopped by the limit, and --lr-schedule cosine reaches its floor at the end (before,
+    it decayed over 30 epochs whatever the time limit)."""
+    import keras
 
-    assert TrainConfig().max_epochs == DEFAULT_EPOCHS == 30
-    assert TrainConfig(time_limit=60).max_epochs == UNTIL_TIME_LIMIT
-    assert TrainConfig(time_limit=60, epochs=7).max_epochs == 7
+    from vae_keras import data as data_lib
+    from vae_keras import training
+
+    x = (np.random.default_rng(0).random((1000, 8, 8)) * 255).astype(np.uint8)
+    images = data_lib.ImageData.from_arrays(x[:800], None, x[800:], None, name="noise")
+    rates = []
+
+    class RecordRate(keras.callbacks.Callback):  # runs after TimeLimit has set the clock for this call
+        def on_train_batch_begin(self, batch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate))
+
+    config = training.TrainConfig(dataset="noise", hidden=(8,), latent_dim=2, batch_size=16, time_limit=8.0,
+                                  lr_schedule="cosine", eval_iw_samples=0, out=str(tmp_path), name="t", verbose=0)
+    assert config.epochs is None
+    metrics = training.train(config, data=images, callbacks=[RecordRate()])["metrics"]
+    assert metrics["stopped_by_time_limit"] is True and metrics["epochs_trained"] >= 2
+    lr, floor = config.learning_rate, config.learning_rate * training.COSINE_FLOOR
+    assert rates[0] > 0.95 * lr  # the clock starts with training (the first call comes a moment later)
+    assert rates[-1] - floor < 0.05 * (lr - floor), (rates[-1], metrics["epochs_trained"])
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # decreasing all the way
+
+
+def test_the_budget_cosine_schedule_takes_whichever_budget_ends_first_and_serializes():
+    import keras
+
+    from vae_keras.training import BudgetCosineDecay, TrainConfig, make_optimizer
+
+    both = BudgetCosineDecay(1.0, decay_steps=100, time_limit=60.0, alpha=0.05)
+    assert float(both(0)) == pytest.approx(1.0) and float(both(100)) == pytest.approx(0.05)
+    both.time_progress.assign(0.5)
+    assert float(both(10)) == pytest.approx(0.525)  # time ran out faster than steps: time decides
+    assert float(both(90)) == pytest.approx(0.05 + 0.95 * 0.5 * (1 + np.cos(0.9 * np.pi)))  # steps decide
+    copy = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(both))
+    assert isinstance(copy, BudgetCosineDecay) and copy.get_config() == both.get_config()
+    # --epochs alone keeps a step budget; --time-limit alone is a time budget; both: the first to end.
+    assert isinstance(make_optimizer(TrainConfig(lr_schedule="cosine", epochs=3), 10)._learning_rate,
+                      keras.optimizers.schedules.CosineDecay)
+    assert make_optimizer(TrainConfig(lr_schedule="cosine", time_limit=5.0), 10)._learning_rate.decay_steps is None
+    assert make_optimizer(TrainConfig(lr_schedule="cosine", time_limit=5.0, epochs=3), 10)._learning_rate.decay_steps == 30
+    # Each worker has its own clock: a time-based decay would differ between workers.
+    from vae_keras.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--lr-schedule cosine cannot be combined with --distribute multi-worker: with --time-limit"):
+        TrainConfig(lr_schedule="cosine", time_limit=5.0, distribute="multi-worker").validate()
+    TrainConfig(lr_schedule="cosine", epochs=5, distribute="multi-worker").validate()  # decays over the epochs: fine
 
 
 def test_steps_per_execution_defaults_to_several_on_one_device_and_is_refused_under_a_strategy(tmp_path, capsys):

@@ -97,14 +97,52 @@ def test_sidebar_lists_models_newest_first_and_broken_folders_with_reasons(dashb
         assert f"**{label}**" in sidebar_text
     assert sidebar_text.index("**tiny/2**") < sidebar_text.index("**tiny/1**")
     assert "mnist-10k · z=2 · test NLL" in sidebar_text
-    assert at.sidebar.selectbox[0].options == ["tiny/2", "tiny/1", "tinycond/1", "tinyrgb/1"]
+    # The list comes from the model cards: corrupt/1 has a good card beside a junk saved_model.pb.
+    assert at.sidebar.selectbox[0].options == ["corrupt/1", "tiny/2", "tiny/1", "tinycond/1", "tinyrgb/1"]
     warnings = {w.value.split("**")[1]: w.value for w in at.sidebar.warning}
-    assert set(warnings) == {"broken/1", "nopb/1", "corrupt/1"}
+    assert set(warnings) == {"broken/1", "nopb/1"}
     assert "model_card.json" in warnings["broken/1"]
     assert "no saved_model.pb" in warnings["nopb/1"]
-    assert "not a loadable SavedModel" in warnings["corrupt/1"]
     # The most recently exported model is shown by default.
     assert at.sidebar.selectbox[0].value == "tinyrgb/1" and at.title[0].value == "tinyrgb/1"
+
+
+def test_a_listed_model_that_does_not_load_says_why_when_shown(dashboard_models_dir, monkeypatch):
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["model"] = "corrupt/1"
+    at.run()
+    assert not at.exception and at.title[0].value == "corrupt/1"
+    assert len(at.error) == 1 and "corrupt/1 cannot be loaded" in at.error[0].value
+    assert "not a loadable SavedModel" in at.error[0].value and "vae-keras train" in at.error[0].value
+    at.sidebar.selectbox[0].select("tiny/1").run()  # the other models stay reachable
+    assert_ok(at)
+    assert at.title[0].value == "tiny/1"
+
+
+def test_only_the_shown_models_savedmodel_is_loaded(dashboard_models_dir, monkeypatch):
+    """Five listed versions: a rerun reads their cards and loads one SavedModel, the one shown."""
+    import streamlit as st
+
+    from vae_keras import exported
+
+    loaded = []
+
+    class CountingVAE(exported.ExportedVAE):
+        def __init__(self, path):
+            loaded.append(os.path.relpath(path, dashboard_models_dir))
+            super().__init__(path)
+
+    monkeypatch.setattr(exported, "ExportedVAE", CountingVAE)
+    st.cache_resource.clear()  # models other tests loaded would hide the count
+    at = make_app(dashboard_models_dir, monkeypatch, model="tiny/1")
+    assert loaded == [os.path.join("tiny", "1")]
+    assert at.title[0].value == "tiny/1" and len(at.sidebar.selectbox[0].options) == 5
+    rerun(at)
+    assert loaded == [os.path.join("tiny", "1")]  # cached
+    goto(at, "Compare")  # compares tiny/1 with three more by default: those are shown now, so loaded
+    assert sorted(loaded) == sorted(os.path.join(*label.split("/")) for label in widget(at.multiselect, "compare_models").value)
+    st.cache_resource.clear()  # no CountingVAE left in the cache for other tests
 
 
 def test_switching_models(app):
@@ -151,7 +189,8 @@ def test_overview_shows_everything_at_once(app):
     assert len(images(app)) == 2
     kinds = sorted(chart_spec(c)["mark"]["type"] for c in charts(app))
     assert kinds == ["circle", "line"]
-    assert {m.label for m in app.metric} >= {"Test NLL", "Final train loss", "Final val loss"}
+    # tiny/2 is a Bernoulli model scored on intensities: its NLL is not called a likelihood.
+    assert {m.label for m in app.metric} >= {"Test NLL (not a likelihood of the images)", "Final train loss", "Final val loss"}
 
 
 def test_reconstructions_page_and_its_controls(app):
@@ -247,7 +286,7 @@ def test_loss_curves_page(app, dashboard_models_dir):
     goto(app, "Loss curves")
     card = json.loads((dashboard_models_dir / "tiny" / "2" / "assets.extra" / "model_card.json").read_text())
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Test NLL"] == f"{card['metrics']['test_nll']:.2f}"
+    assert metrics["Test NLL (not a likelihood of the images)"] == f"{card['metrics']['test_nll']:.2f}"
     assert metrics["Final val loss"] == f"{card['metrics']['final_val_loss']:.2f}"
     specs = [chart_spec(c) for c in charts(app)]
     lines = [s for s in specs if s["mark"]["type"] == "line"]
@@ -348,7 +387,14 @@ def test_conditional_model_pages_pick_a_class(dashboard_models_dir, monkeypatch)
 def test_compare_page(app):
     goto(app, "Compare")
     chosen = widget(app.multiselect, "compare_models")
-    assert chosen.value == ["tiny/2", "tiny/1", "tinycond/1", "tinyrgb/1"]
+    assert chosen.value == ["tiny/2", "corrupt/1", "tiny/1", "tinycond/1"]  # the shown model and the next three listed
+    assert [w.value for w in page(app).warning] == [
+        "corrupt/1 cannot be loaded: " + next(w for w in page(app).warning).value.split(": ", 1)[1]]
+    assert "not a loadable SavedModel" in page(app).warning[0].value
+    assert list(app.dataframe[0].value.index) == ["tiny/2", "tiny/1", "tinycond/1"]
+    chosen.set_value(["tiny/2", "tiny/1", "tinycond/1", "tinyrgb/1"])
+    rerun(app)
+    chosen = widget(app.multiselect, "compare_models")
     table = app.dataframe[0].value
     assert list(table.index) == chosen.value and "test NLL (nats)" in table.columns
     overlay = chart_spec(charts(app)[0])
@@ -372,6 +418,8 @@ def test_compare_page(app):
 def test_every_page_of_every_model_renders(dashboard_models_dir, monkeypatch):
     at = make_app(dashboard_models_dir, monkeypatch)
     for model in at.sidebar.selectbox[0].options:
+        if model == "corrupt/1":  # listed from its card, fails when shown (test_a_listed_model_that_does_not_load...)
+            continue
         at.sidebar.selectbox[0].select(model)
         for page in [t.label for t in at.tabs]:
             goto(at, page)
@@ -383,7 +431,7 @@ def test_models_dir_env_var_is_read_at_each_run(dashboard_models_dir, dashboard_
     assert at.sidebar.selectbox[0].options == ["tiny/1"] and not at.sidebar.warning
     monkeypatch.setenv("VAE_KERAS_MODELS_DIR", os.fspath(dashboard_models_dir))
     rerun(at)
-    assert len(at.sidebar.selectbox[0].options) == 4
+    assert len(at.sidebar.selectbox[0].options) == 5
 
 
 @pytest.mark.parametrize("name", ["../../../etc/passwd", "/etc", "tiny/../../..", "broken/1"])
@@ -403,3 +451,37 @@ def test_a_model_name_in_the_url_selects_that_model(dashboard_models_dir, monkey
     at.query_params["model"] = "tiny/1"
     at.run()
     assert at.title[0].value == "tiny/1"  # (the default would be the newest, tinyrgb/1)
+
+
+# ------------------------------------------------------------------------------------------------
+# A model card written by training.train(), not by a fixture
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_models_dir(tmp_path_factory):
+    """A model trained and exported by `vae_keras.training.train` (300 digits, 1 epoch, K=5): its card
+    holds the metrics train() measured."""
+    from vae_keras import data, training
+
+    mnist = data.load_images("mnist-10k").subset(n_train=300, n_test=100)
+    out = tmp_path_factory.mktemp("trained") / "models"
+    config = training.TrainConfig(dataset="mnist-10k", hidden=(16,), latent_dim=2, epochs=1, eval_iw_samples=5,
+                                  out=str(out), name="trained", verbose=0)
+    training.train(config, data=mnist)
+    return out
+
+
+def test_the_dashboard_shows_what_train_wrote_in_the_card(trained_models_dir, monkeypatch):
+    card = json.loads((trained_models_dir / "trained" / "1" / "assets.extra" / "model_card.json").read_text())
+    m = card["metrics"]
+    assert m["test_nll_kind"] == "discrete" and card["test_binarized"] is True  # one channel, Bernoulli: binarized
+    at = make_app(trained_models_dir, monkeypatch)
+    assert at.title[0].value == "trained/1"
+    sidebar_text = " ".join(x.value for x in at.sidebar.markdown)
+    assert f"**trained/1** · mnist-10k · z=2 · test NLL {m['test_nll']:.2f}" in sidebar_text
+    shown = {x.label: x.value for x in at.metric}
+    assert shown["Test NLL"] == f"{m['test_nll']:.2f}" and shown["Test ELBO"] == f"{m['test_elbo']:.2f}"
+    assert shown["Test KL"] == f"{m['test_kl']:.2f}" and shown["Active units"] == f"{m['test_active_units']:.0f}"
+    assert shown["Final train loss"] == f"{m['final_loss']:.2f}" and shown["Final val loss"] == f"{m['final_val_loss']:.2f}"
+    assert "1 epochs" in at.caption[0].value and "bernoulli likelihood" in at.caption[0].value

@@ -55,7 +55,7 @@ class TestModelsFolder:
 
     def test_models_table_and_descriptions(self):
         card = {"dataset": "mnist-10k", "latent_dim": 16, "likelihood": "bernoulli",
-                "metrics": {"test_nll": 107.529, "epochs_trained": 20, "test_active_units": 12}}
+                "metrics": {"test_nll": 107.529, "test_nll_kind": "discrete", "epochs_trained": 20, "test_active_units": 12}}
         entries = [ModelEntry("a", 2, "/m/a/2", card, None), ModelEntry("a", 1, "/m/a/1", {"latent_dim": 2}, None),
                    ModelEntry("bad", 1, "/m/bad/1", None, "no saved_model.pb")]
         table = dl.models_table(entries)
@@ -64,6 +64,11 @@ class TestModelsFolder:
         assert pd.isna(table.loc[1, "test NLL"])
         assert dl.describe_entry(entries[0]) == "mnist-10k · z=16 · test NLL 107.53"
         assert dl.describe_entry(entries[1]) == "unknown dataset · z=2 · no test NLL"
+        # A density is never called a plain NLL, nor is a Bernoulli cross-entropy of intensities.
+        density = ModelEntry("g", 1, "/m/g/1", {"latent_dim": 2, "likelihood": "gaussian", "metrics": {"test_nll": -50.0}}, None)
+        assert dl.describe_entry(density) == "unknown dataset · z=2 · test NLL (density, not comparable with discrete models) -50.00"
+        soft = {"latent_dim": 2, "likelihood": "bernoulli", "metrics": {"test_nll": 80.0, "test_nll_kind": "not_a_likelihood"}}
+        assert dl.models_table([ModelEntry("s", 1, "/m/s/1", soft, None)]).loc[0, "test NLL is"] == "NLL (not a likelihood of the images)"
 
     def test_paths_are_shortened_for_display(self, tmp_path):
         assert dl.short_dataset(str(tmp_path / "colour.npz")) == "colour.npz"
@@ -97,13 +102,23 @@ class TestModelsFolder:
         assert list(table["test NLL (nats)"]) == [150.0, 107.5]
         assert pd.isna(table.loc["a/1", "test KL (nats)"]) and table.loc["b/1", "test KL (nats)"] == 17.6
         assert dl.comparison_table([]).empty
+        # bits/dim only for a discrete likelihood of discrete images, whatever an older card recorded.
+        table = dl.comparison_table([
+            ("bin/1", {"likelihood": "bernoulli", "test_binarized": True, "metrics": {"test_nll": 90.0, "test_bits_per_dim": 0.17}}),
+            ("gauss/1", {"likelihood": "gaussian", "metrics": {"test_nll": -900.0, "test_bits_per_dim": -1.6}})])
+        assert table.loc["bin/1", "bits/dim"] == 0.17 and pd.isna(table.loc["gauss/1", "bits/dim"])
+        assert table.loc["gauss/1", "test NLL is"] == "NLL (density, not comparable with discrete models)"
 
     def test_final_figures_from_card_then_history(self):
         history = pd.DataFrame({"epoch": [1, 2], "loss": [200.0, 150.25], "val_loss": [190.0, 151.5]})
-        figures = dl.final_figures({"metrics": {"test_nll": 107.529, "test_active_units": 12}}, history)
+        figures = dl.final_figures({"likelihood": "bernoulli", "test_binarized": True,
+                                    "metrics": {"test_nll": 107.529, "test_active_units": 12}}, history)
         assert [(label, value) for label, value, _ in figures] == [
             ("Test NLL", "107.53"), ("Active units", "12"), ("Final train loss", "150.25"), ("Final val loss", "151.50")]
         assert dl.final_figures({}, None) == []
+        (label, value, help_text), = dl.final_figures({"likelihood": "gaussian", "metrics": {"test_nll": -5.0}}, None)
+        assert label == "Test NLL (density, not comparable with discrete models)" and value == "-5.00"
+        assert "nats of density (not comparable with discrete models)" in help_text
         source = "10% of the training split held out (seed 0): 800 images; trained on the other 7,200"
         figures = dl.final_figures({"metrics": {"final_val_loss": 99.0, "validation_data": source}}, None)
         assert figures == [("Final val loss", "99.00", "Negative ELBO on the validation data at the last epoch; "

@@ -553,6 +553,19 @@ def test_image_folder_with_classes_and_splits(tmp_path):
     np.testing.assert_array_equal(x, d.x_train.astype(np.float32) / np.float32(255))
 
 
+def test_image_folder_symlink_cycles_end_and_each_image_is_read_once(tmp_path):
+    for c, value in (("a", 10), ("b", 200)):
+        _save(tmp_path / "train" / c / "deep" / "p.png", np.full((4, 4), value))
+        _save(tmp_path / "test" / c / "q.png", np.full((4, 4), value))
+    os.symlink("..", tmp_path / "train" / "a" / "deep" / "up")  # -> train/a: a cycle
+    os.symlink("../..", tmp_path / "train" / "b" / "deep" / "root")  # -> train: an ancestor of the class folder
+    os.symlink("deep", tmp_path / "train" / "b" / "alias")  # the same folder twice
+    d = data.load_images(tmp_path)
+    assert d.class_names == ("a", "b")
+    np.testing.assert_array_equal(d.y_train, [0, 1])  # one image per class, no copies from the cycles
+    np.testing.assert_array_equal(d.x_train[:, 0, 0, 0], [10, 200])
+
+
 def test_image_folder_grayscale_unlabelled_with_holdout(tmp_path):
     for i in range(12):
         _save(tmp_path / f"img{i:02d}.png", np.full((7, 9), i * 20))

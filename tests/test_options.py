@@ -209,6 +209,8 @@ def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     ({"distribute": "mirrored", "steps_per_execution": 4}, ("--steps-per-execution 4", "--distribute mirrored")),
     ({"distribute": "mirrored", "clip_norm": 1.0}, ("--clip-norm 1.0", "--distribute mirrored")),
     ({"early_stopping_patience": 3}, ("--early-stopping-patience 3", "--validation-split 0.0")),
+    ({"lr_schedule": "cosine", "time_limit": 5.0, "distribute": "multi-worker"},
+     ("--lr-schedule cosine", "--distribute multi-worker", "--time-limit")),
 ])
 def test_train_config_refuses_the_same_pairs_naming_both_flags(values, flags):
     with pytest.raises(ConfigError) as info:
@@ -262,5 +264,6 @@ def test_readme_option_table_lists_every_refused_pair():
     expected = {frozenset(KEYWORD[n] for n in pair) for pair in REFUSED}
     expected |= {frozenset({"objective", "iw_samples"}), frozenset({"capacity_gamma", "capacity_max"}),
                  frozenset({"capacity_steps", "capacity_max"}), frozenset({"steps_per_execution", "distribute"}),
-                 frozenset({"clip_norm", "distribute"}), frozenset({"early_stopping_patience", "validation_split"})}
+                 frozenset({"clip_norm", "distribute"}), frozenset({"early_stopping_patience", "validation_split"}),
+                 frozenset({"lr_schedule", "distribute"})}
     assert refused_in_readme == expected

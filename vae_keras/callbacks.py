@@ -34,21 +34,40 @@ class TimeLimit(keras.callbacks.Callback):
 
     The epoch in progress ends early, its metrics and validation are still logged, and `fit`
     returns normally, so the run still evaluates and exports.
+
+    Args:
+        seconds: the time budget.
+        progress: optional variable set to elapsed / ``seconds`` (at most 1) before every call of the
+            train function, by this clock: the time axis of `vae_keras.training.BudgetCosineDecay`.
+        offset: seconds of the budget already used (a run resumed from a checkpoint continues its
+            budget, it does not start a new one).
     """
 
-    def __init__(self, seconds):
+    def __init__(self, seconds, progress=None, offset=0.0):
         super().__init__()
         self.seconds = float(seconds)
+        self.progress = progress
+        self.offset = float(offset)
         self.start = None
         self.stopped_early = False
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
+        self._set_progress()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._set_progress()
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self.start >= self.seconds:
+        if self._set_progress() >= 1.0:
             self.model.stop_training = True
             self.stopped_early = True
+
+    def _set_progress(self):
+        fraction = (self.offset + time.monotonic() - self.start) / self.seconds
+        if self.progress is not None:
+            self.progress.assign(min(1.0, fraction))
+        return fraction
 
 
 class EpochTimer(keras.callbacks.Callback):

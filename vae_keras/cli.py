@@ -120,7 +120,8 @@ def build_parser():
     t.add_argument("--time-limit", type=_positive_float, metavar="SECONDS", help="stop cleanly after this many seconds of training, then evaluate and export")
     t.add_argument("--batch-size", type=_positive_int, help="batch size (default 128)")
     t.add_argument("--learning-rate", type=_finite_float, help="Adam learning rate (default 2e-3)")
-    t.add_argument("--lr-schedule", choices=["constant", "cosine"], help="learning-rate schedule over --epochs (default constant)")
+    t.add_argument("--lr-schedule", choices=["constant", "cosine"], help="cosine: decay to 5%% of --learning-rate over the run's budget, --epochs or --time-limit's "
+                        "seconds (whichever ends first); default constant")
     t.add_argument("--beta", type=_finite_float, help="KL weight (1 = ELBO, >1 = beta-VAE)")
     t.add_argument("--kl-warmup-epochs", type=_finite_float, help="anneal the KL weight from 0 to beta over this many epochs (default 2, 0 under --capacity-max; 0 turns it off)")
     t.add_argument("--free-bits", type=_finite_float, help="KL floor per latent dim in nats during training")
@@ -198,8 +199,10 @@ def _train(args):
     if "test_nll" in m:
         subset = (f" ({m['test_num_images']:,} of {m['test_images_available']:,} test images: --time-limit; see the model card)"
                   if m["test_num_images"] < m["test_images_available"] else "")
-        print(f"Test: ELBO {m['test_elbo']:.2f} nats, NLL (K={m['test_iw_samples']}) {m['test_nll']:.2f} nats, "
-              f"KL {m['test_kl']:.2f}, active units {_active_units(m['test_active_units'], m['test_latent_dim'])}{subset}")
+        bits = f" = {m['test_bits_per_dim']:.4f} bits/dim" if m.get("test_bits_per_dim") is not None else ""
+        print(f"Test: ELBO {m['test_elbo']:.2f} nats, NLL (K={m['test_iw_samples']}) {m['test_nll']:.2f} "
+              f"{m['test_nll_meaning']}{bits}, KL {m['test_kl']:.2f}, "
+              f"active units {_active_units(m['test_active_units'], m['test_latent_dim'])}{subset}")
     return 0
 
 
@@ -240,7 +243,7 @@ def _evaluate(args):
         from vae_keras.errors import DataError
 
         raise DataError(f"Dataset {spec!r} has images of shape {data.image_shape}, the model expects {model.image_shape}. Pass the dataset the model was trained on.")
-    binarized = model.likelihood.name == "bernoulli"
+    binarized, scored = _test_binarized(card, model)
     x = training.test_images(data, binarized)
     labels = None
     if model.conditional:
@@ -254,17 +257,36 @@ def _evaluate(args):
         labels = None if labels is None else labels[: args.num_images]
     result = evaluation.evaluate(model, x, iw_samples=args.iw_samples, batch_size=args.batch_size,
                                  seed=args.seed, progress=not args.json and sys.stderr.isatty(), labels=labels)
-    result.update({"model": version_dir, "dataset": spec, "test_binarized": binarized})
+    result.update({"model": version_dir, "dataset": spec, "test_binarized": binarized, "scored_images": scored})
     if args.json:
         print(json.dumps(result, indent=2))
     else:
+        bits = f", {result['bits_per_dim']:.4f} bits/dim" if result["bits_per_dim"] is not None else ", no bits/dim"
         print(f"model            {version_dir}")
-        print(f"dataset          {spec} ({result['num_images']} test images{', binarized once, seed 0' if binarized else ''})")
+        print(f"dataset          {spec} ({result['num_images']} test images)")
+        print(f"scored images    {scored}")
         print(f"ELBO             {result['elbo']:.3f} nats")
-        print(f"NLL (IW, K={result['iw_samples']}) {result['nll']:.3f} nats  ({result['bits_per_dim']:.4f} bits/dim)")
+        print(f"NLL (IW, K={result['iw_samples']}) {result['nll']:.3f} {result['nll_meaning']}{bits}")
         print(f"KL               {result['kl']:.3f} nats")
         print(f"active units     {_active_units(result['active_units'], result['latent_dim'])}")
     return 0
+
+
+def _test_binarized(card, model):
+    """Whether to score binarized test images, as training did, and a sentence saying which images are scored.
+
+    Training records its choice as the card's ``test_binarized``; a card without it (older exports)
+    falls back to binarizing for a Bernoulli model, and the sentence says so.
+    """
+    from vae_keras.training import TEST_BINARIZE_SEED
+
+    if isinstance(card.get("test_binarized"), bool):
+        binarized, source = card["test_binarized"], "as the model card records (test_binarized)"
+    else:
+        binarized = model.likelihood.name == "bernoulli"
+        source = "the model card does not record test_binarized: binarized because the likelihood is Bernoulli"
+    what = f"binarized once with seed {TEST_BINARIZE_SEED}" if binarized else "the raw intensities (not binarized)"
+    return binarized, f"{what}, {source}"
 
 
 def _sample(args):
@@ -319,7 +341,7 @@ def _list(args):
         what = "is not a folder" if os.path.exists(args.models_dir) else "does not exist"
         raise ModelDirError(f"Models folder {args.models_dir!r} {what}. Pass the folder given to 'vae-keras train --out' "
                             "(default saved_models).")
-    from vae_keras import exported
+    from vae_keras import evaluation, exported
 
     entries = exported.list_models(args.models_dir)
     if not entries:
@@ -336,7 +358,8 @@ def _list(args):
             continue
         card = entry.card
         nll = card.get("metrics", {}).get("test_nll")
-        nll_text = f"test NLL {nll:.2f}" if isinstance(nll, (int, float)) else "test NLL -"
+        label = evaluation.NLL_SHORT_LABELS[evaluation.card_nll_kind(card)]
+        nll_text = f"test {label} {nll:.2f}" if isinstance(nll, (int, float)) else "test NLL -"
         print(f"{entry.label:30s} {card.get('dataset')!s:20s} latent {card['latent_dim']:<4d} {nll_text}")
     return 0
 

@@ -157,12 +157,29 @@ def short_reason(reason, models_dir):
     return str(reason).replace(prefix, "")
 
 
+def nll_words(card):
+    """``(short label, meaning)`` of a card's test NLL (`vae_keras.evaluation.card_nll_kind`): "NLL" only
+    for a discrete likelihood of discrete images; a density or a Bernoulli cross-entropy of intensities
+    is labelled as such."""
+    from vae_keras import evaluation
+
+    kind = evaluation.card_nll_kind(card)
+    return evaluation.NLL_SHORT_LABELS[kind], evaluation.NLL_MEANINGS[kind]
+
+
+def bits_per_dim(card):
+    """The card's test bits/dim, or None unless its NLL is a discrete likelihood (older cards recorded it for any)."""
+    from vae_keras import evaluation
+
+    return metric(card, "test_bits_per_dim") if evaluation.card_nll_kind(card) == evaluation.DISCRETE else None
+
+
 def describe_entry(entry):
     """One line for the models list: ``dataset · z=16 · test NLL 107.53``."""
     card = entry.card or {}
     parts = [short_dataset(card.get("dataset")), f"z={card.get('latent_dim', '?')}"]
     nll = metric(card, "test_nll")
-    parts.append(f"test NLL {nll:.2f}" if nll is not None else "no test NLL")
+    parts.append(f"test {nll_words(card)[0]} {nll:.2f}" if nll is not None else "no test NLL")
     return " · ".join(parts)
 
 
@@ -183,6 +200,7 @@ def models_table(entries):
             "network": card.get("network"),
             "epochs": ((card.get("metrics") or {}).get("epochs_trained")),
             "test NLL": metric(card, "test_nll"),
+            "test NLL is": nll_words(card)[0] if metric(card, "test_nll") is not None else None,
             "test ELBO": metric(card, "test_elbo"),
             "test KL": metric(card, "test_kl"),
             "active units": metric(card, "test_active_units"),
@@ -190,15 +208,15 @@ def models_table(entries):
             "created": card.get("created"),
         })
     return pd.DataFrame(rows, columns=["model", "dataset", "latent dim", "likelihood", "network", "epochs", "test NLL",
-                                       "test ELBO", "test KL", "active units", "final val loss", "created"])
+                                       "test NLL is", "test ELBO", "test KL", "active units", "final val loss", "created"])
 
 
 COMPARE_METRICS = (
-    ("test_nll", "test NLL (nats)", "lower is better: importance-weighted −log p(x)"),
+    ("test_nll", "test NLL (nats)", "lower is better: importance-weighted −log p(x); see 'test NLL is'"),
     ("test_elbo", "test ELBO (nats)", "higher is better"),
     ("test_kl", "test KL (nats)", "KL(q(z|x) ‖ p(z)) on the test images"),
     ("test_active_units", "active units", "latent dims the encoder really uses"),
-    ("test_bits_per_dim", "bits/dim", "test NLL in bits per pixel"),
+    ("test_bits_per_dim", "bits/dim", "test NLL in bits per pixel, only for a discrete likelihood of discrete images"),
     ("final_loss", "final train loss", "last epoch"),
     ("final_val_loss", "final val loss", "last epoch"),
 )
@@ -214,7 +232,8 @@ def comparison_table(models):
         row = {"model": label, "dataset": short_dataset(card.get("dataset")), "latent dim": card.get("latent_dim"),
                "parameters": card.get("parameters"), "epochs": (card.get("metrics") or {}).get("epochs_trained")}
         for key, title, _ in COMPARE_METRICS:
-            row[title] = metric(card, key)
+            row[title] = bits_per_dim(card) if key == "test_bits_per_dim" else metric(card, key)
+        row["test NLL is"] = nll_words(card)[0]
         rows.append(row)
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
@@ -233,7 +252,8 @@ def final_figures(card, history=None):
         return float(last[col])
 
     for key, label, help_text, hist_col, fmt in (
-        ("test_nll", "Test NLL", "−log p(x) on the test set, importance-weighted (nats per image; lower is better)", None, "{:.2f}"),
+        ("test_nll", f"Test {nll_words(card)[0]}",
+         f"−log p(x) on the test set, importance-weighted, in {nll_words(card)[1]} per image; lower is better", None, "{:.2f}"),
         ("test_elbo", "Test ELBO", "Evidence lower bound on the test set (nats per image; higher is better)", None, "{:.2f}"),
         ("test_kl", "Test KL", "KL(q(z|x) ‖ N(0, I)) on the test set (nats per image)", None, "{:.2f}"),
         ("test_active_units", "Active units", "Latent dimensions whose posterior mean varies across the test set", None, "{:.0f}"),

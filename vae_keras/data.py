@@ -1086,10 +1086,23 @@ def _is_image_file(fname):
 
 
 def _images_under(folder):
-    """All image files below ``folder`` (recursive, hidden entries skipped), sorted."""
+    """All image files below ``folder`` (recursive, hidden entries skipped), sorted.
+
+    Symbolic links to folders are followed, but each real folder is read once, and a link back to
+    ``folder`` or one of its ancestors is skipped, so a symlink cycle ends and no image is read twice.
+    """
+    top = os.path.realpath(folder)
+    seen = {top}
     found = []
     for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        kept = []
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(root, d))
+            if real in seen or os.path.commonpath([real, top]) == real:  # already read, or an ancestor of folder
+                continue
+            seen.add(real)
+            kept.append(d)
+        dirs[:] = kept
         found.extend(os.path.join(root, f) for f in sorted(files) if _is_image_file(f))
     return found
 

@@ -2,7 +2,7 @@
 
 Each version folder holds ``saved_model.pb``, ``variables/`` and ``assets.extra/`` with
 ``model_card.json``, ``history.csv``, ``model.keras``, ``config.json`` and
-``tf_serving_warmup_requests``. The signatures (see DESIGN.md) need nothing from vae_keras to load:
+``tf_serving_warmup_requests``. The signatures (docs/contracts.md) need nothing from vae_keras to load:
 
 - ``serving_default``: x float32 [None, H, W, C] -> x_mean, z_mean, z_log_var
 - ``encode``: x -> z_mean, z_log_var
@@ -141,7 +141,7 @@ def inference_copy(model):
 
 
 def history_csv(history_rows):
-    """CSV text, one row per epoch, with the DESIGN.md columns first."""
+    """CSV text, one row per epoch, with HISTORY_FIRST_COLUMNS first (docs/contracts.md, history.csv)."""
     rows = [dict(r) for r in history_rows]
     columns = [c for c in HISTORY_FIRST_COLUMNS if any(c in r for r in rows) or c in HISTORY_FIRST_COLUMNS[:4]]
     for r in rows:

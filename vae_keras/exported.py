@@ -224,7 +224,7 @@ class ExportedVAE:
 
 
 def check_signatures(signatures, where="the SavedModel", conditional=False):
-    """Raises ModelDirError unless ``signatures`` honour the DESIGN.md contract."""
+    """Raises ModelDirError unless ``signatures`` have the inputs and outputs of docs/contracts.md (REQUIRED_SIGNATURES)."""
     for name, (inputs, outputs) in REQUIRED_SIGNATURES.items():
         if conditional:
             inputs = inputs | {"label"}

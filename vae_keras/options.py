@@ -76,6 +76,11 @@ REFUSED_TRAINING = (
     Refusal("clip_norm", "distribute", lambda o: o["clip_norm"] is not None and o["distribute"] != "none",
             "Keras clips each replica's share of the gradient before the replicas' gradients are summed, so the "
             "norm would not be the global gradient's"),
+    Refusal("lr_schedule", "distribute",
+            lambda o: o["lr_schedule"] == "cosine" and o["time_limit"] and o["distribute"] == "multi-worker",
+            "with --time-limit the cosine decay follows the training clock, and every worker has its own, so the "
+            "workers would apply different learning rates",
+            fix="Drop --time-limit (cosine then decays over --epochs) or use --lr-schedule constant."),
     Refusal("early_stopping_patience", "validation_split",
             lambda o: o["early_stopping_patience"] > 0 and not o["validation_split"],
             "without a validation split val_loss is measured on the test split, and early stopping would select the "
