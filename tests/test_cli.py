@@ -650,3 +650,11 @@ def test_the_command_skips_the_interpreters_teardown_after_writing_everything(tr
     proc = _run(sys.executable, "-c", code)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines()[-1].startswith("digits/1") and "teardown ran" not in proc.stdout
+
+
+@pytest.mark.parametrize("argv, flag", [(["train", "--epoch", "3"], "--epoch"), (["train", "--late", "4"], "--late"),
+                                        (["sample", "m", "--out", "x.png"], "--output")])
+def test_abbreviated_flags_are_refused_not_guessed(argv, flag, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert flag in err and len(err.strip().splitlines()) == 1

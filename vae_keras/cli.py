@@ -21,6 +21,12 @@ PREFIX = "vae-keras"  # every message of the command line starts with "vae-keras
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        # No abbreviations: `--epoch 3` is an unknown flag, not silently --epochs (and a future flag that shares
+        # the prefix cannot change what an old command means).
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         # One line, not argparse's usage block; main() adds the "vae-keras: error: " prefix.
         raise _UsageError(f"{message} (see '{self.prog} --help')")
