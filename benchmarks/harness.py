@@ -167,14 +167,16 @@ class StepCounter:
 
 class BatchTimes(keras.callbacks.Callback):
     """Records (time, steps done) at every batch end; stops ``seconds`` after the first batch end
-    (so tracing and the first step's set-up do not eat into the measured time).
+    (so tracing and the first step's set-up do not eat into the measured time), but not before
+    ``min_steps`` steps ran after the first batch end (so a loaded machine still yields a timed window).
 
     Steps are counted by `StepCounter` (right with ``steps_per_execution > 1``).
     """
 
-    def __init__(self, seconds):
+    def __init__(self, seconds, min_steps=0):
         super().__init__()
         self.seconds = seconds
+        self.min_steps = min_steps
         self.times = []
         self.steps = []
         self.counter = StepCounter()
@@ -186,7 +188,7 @@ class BatchTimes(keras.callbacks.Callback):
         now = time.perf_counter()
         self.times.append(now)
         self.steps.append(self.counter.batch_end(batch, self.params))
-        if now - self.times[0] >= self.seconds:
+        if now - self.times[0] >= self.seconds and self.steps[-1] - self.steps[0] >= self.min_steps:
             self.model.stop_training = True
 
 
@@ -302,8 +304,9 @@ def train_baseline_timed(name, x_train_float, budget, checkpoints, seed=0, batch
 # --------------------------------------------------------------------------- throughput
 def fit_throughput(model, fit_args, batch_size, seconds, warmup_batches=20, window=25, fit_kwargs=None):
     """Runs ``model.fit(*fit_args)`` for ``seconds`` and returns images/s of each window of
-    ``window`` batches after the first ``warmup_batches`` (tracing, pipeline start-up)."""
-    timer = BatchTimes(seconds)
+    ``window`` batches after the first ``warmup_batches`` (tracing, pipeline start-up); at least one
+    window is timed, however slow the machine."""
+    timer = BatchTimes(seconds, min_steps=warmup_batches + 2 * window)
     model.fit(*fit_args, epochs=10_000, callbacks=[timer], verbose=0, **(fit_kwargs or {}))
     t, steps = timer.times, timer.steps
     first = next((i for i, s in enumerate(steps) if s > warmup_batches), len(steps))
