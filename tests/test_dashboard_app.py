@@ -445,6 +445,20 @@ def test_a_model_name_in_the_url_cannot_leave_the_models_folder(dashboard_models
     assert at.title[0].value in {"tiny/1", "tiny/2", "tinycond/1", "tinyrgb/1"}
 
 
+@pytest.mark.parametrize("name", ["nope/1", "broken/1"])
+def test_an_unknown_model_in_the_url_is_replaced_by_the_model_shown_and_the_page_says_so(dashboard_models_dir,
+                                                                                       monkeypatch, name):
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = name
+    at.run()
+    assert_ok(at)
+    shown = at.title[0].value
+    assert shown == "tinyrgb/1" and at.session_state["model"] == shown  # the widget bound to ?model= holds it
+    notes = [w.value for w in at.main.warning]
+    assert len(notes) == 1 and repr(name) in notes[0] and f"showing {shown}" in notes[0], notes
+
+
 def test_a_model_name_in_the_url_selects_that_model(dashboard_models_dir, monkeypatch):
     monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
     at = AppTest.from_file(APP, default_timeout=60)
