@@ -194,12 +194,7 @@ def display_scale(height, target=84):
     return max(1, round(target / max(1, int(height))))
 
 
-def upscale(picture, factor):
-    """Nearest-neighbour upscaling of a picture ``[H, W(, C)]`` by an integer factor (crisp pixels)."""
-    factor = int(factor)
-    if factor <= 1:
-        return picture
-    return np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1)
+upscale = images_lib.upscale  # nearest-neighbour enlargement (also `vae-keras sample --scale`)
 
 
 def grid_png(images, ncol=None, scale=1, padding=2):
@@ -208,7 +203,7 @@ def grid_png(images, ncol=None, scale=1, padding=2):
     C = 1 is saved as a grayscale PNG, C = 3 as RGB.
     """
     grid = images_lib.make_grid(images, ncol=ncol, padding=padding)
-    return images_lib.png_bytes(upscale(grid, scale))
+    return images_lib.png_bytes(images_lib.upscale(grid, scale))
 
 
 def pair_pngs(x, x_mean, scale=1):
