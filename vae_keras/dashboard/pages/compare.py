@@ -1,6 +1,5 @@
 """The Compare page: metrics, loss curves and reconstructions of several models side by side."""
 
-import pandas as pd
 import streamlit as st
 
 from vae_keras.dashboard import logic as dl
@@ -11,6 +10,8 @@ TITLE = "Compare"
 
 
 def render(sel, listed):
+    import pandas as pd  # here, not at import: the shell is drawn before pandas loads
+
     labels = [s.label for s in listed]
     default = [sel.label] + [lb for lb in labels if lb != sel.label][:3]
     chosen = st.multiselect("Models to compare", labels, default=default, key="compare_models", persist_state="page")
