@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "vae_keras" / "__init__.py").read_text()).group(1)
@@ -16,8 +16,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["vae_keras", "vae_keras.*"]),
-    package_data={"vae_keras": ["data_files/*.npz", "data_files/*.md"]},
+    # Every package under vae_keras/, found, not listed: the dashboard subpackage, the data files
+    # (vae_keras/data_files holds no Python, so it is found as a namespace package) and any new ones.
+    packages=find_namespace_packages(include=["vae_keras", "vae_keras.*"], exclude=["*.__pycache__"]),
+    package_data={"vae_keras.data_files": ["*.npz", "*.md"]},
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -32,7 +34,8 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
-        "dashboard": ["streamlit>=1.40", "altair>=5"],
+        # vae-keras dashboard / vae_keras.dashboard; Streamlit as tested (the app uses bind="query-params" and lazy tabs)
+        "dashboard": ["streamlit>=1.67", "altair>=5", "pandas>=2.2"],
         "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "playwright>=1.50"],
     },
     entry_points={"console_scripts": ["vae-keras=vae_keras.cli:main"]},

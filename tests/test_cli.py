@@ -658,3 +658,65 @@ def test_abbreviated_flags_are_refused_not_guessed(argv, flag, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert flag in err and len(err.strip().splitlines()) == 1
+
+
+class TestRoughEdges:
+    """Issue 15: what a new user met in the command line (TensorFlow's start-up lines, the epoch count of a
+    --time-limit run, small sample tiles, the dashboard only from a checkout)."""
+
+    def test_tensorflows_start_up_lines_are_silenced_unless_debug(self, trained):
+        env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a new user runs it
+        proc = subprocess.run([sys.executable, "-m", "vae_keras", "list", trained[0]], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert proc.returncode == 0 and proc.stdout.splitlines()[-1].startswith("digits/1"), proc.stderr[-2000:]
+        noise = [line for line in proc.stderr.splitlines()
+                 if any(w in line for w in ("oneDNN", "cuda", "absl::InitializeLog", "cpu_feature_guard"))]
+        assert not noise, proc.stderr[-2000:]
+
+    def test_a_time_limited_run_shows_the_epoch_and_the_budget_not_a_million_epochs(self, tiny_npz, tmp_path, capsys):
+        argv = ["train", "--dataset", tiny_npz, "--time-limit", "2", "--hidden", "8", "--latent-dim", "2",
+                "--eval-iw-samples", "0", "--verbose", "2", "--out", str(tmp_path)]
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert "Epoch 1 (time limit 2 s)" in out and "/1000000" not in out, out[:1000]
+        argv = [*argv[:3], "--epochs", "3", *argv[3:-1], str(tmp_path / "both")]  # both budgets: both shown
+        assert main(argv) == 0
+        assert "Epoch 1/3 (time limit 2 s)" in capsys.readouterr().out
+
+    def test_sample_scale_enlarges_the_tiles_nearest_neighbour(self, trained, tmp_path, capsys):
+        _, path = trained
+        small, big = tmp_path / "small.png", tmp_path / "big.png"
+        assert main(["sample", path, "--num", "4", "--ncol", "2", "--output", str(small)]) == 0
+        assert main(["sample", path, "--num", "4", "--ncol", "2", "--scale", "3", "--output", str(big)]) == 0
+        a, b = np.asarray(Image.open(small)), np.asarray(Image.open(big))
+        assert a.shape == (62, 62) and b.shape == (186, 186)  # 2 tiles of 28 + 3 borders of 2, times 3
+        np.testing.assert_array_equal(b, np.repeat(np.repeat(a, 3, axis=0), 3, axis=1))
+        _one_line_error(capsys, main(["sample", path, "--scale", "0", "--output", str(tmp_path / "z.png")]), "--scale")
+
+    def test_dashboard_runs_the_packaged_app_with_streamlit(self, tmp_path, monkeypatch, capsys):
+        import vae_keras.cli as cli
+        from vae_keras.dashboard import APP_PATH
+
+        calls = []
+        monkeypatch.setattr(cli.subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
+        assert main(["dashboard", "--models-dir", str(tmp_path), "--port", "8765"]) == 0
+        (cmd, env), = calls
+        assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(APP_PATH)] and APP_PATH.is_file()
+        assert cmd[cmd.index("--server.port") + 1] == "8765" and cmd[-3:] == ["--", "--models-dir", str(tmp_path)]
+        assert os.path.dirname(APP_PATH) == os.path.join(os.path.dirname(cli.__file__), "dashboard")  # in the package
+        assert "http://localhost:8765/" in capsys.readouterr().out
+
+    def test_dashboard_without_streamlit_names_the_extra(self, monkeypatch, capsys):
+        import importlib.util
+
+        find_spec = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "streamlit" else find_spec(name, *a))
+        _one_line_error(capsys, main(["dashboard"]), "needs streamlit", "pip install vae_keras[dashboard]")
+
+    def test_dashboard_options_are_checked_before_tensorflow(self):
+        code = ("import sys\nfrom vae_keras.cli import main\n"
+                "print(main(['dashboard', '--port', '70000']), sorted(m for m in ('tensorflow', 'keras', 'streamlit') "
+                "if m in sys.modules))")
+        proc = _run(sys.executable, "-c", code)
+        assert proc.stdout.strip().splitlines()[-1] == "2 []", proc.stdout + proc.stderr
+        assert "port number 1-65535" in proc.stderr

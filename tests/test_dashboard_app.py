@@ -445,6 +445,20 @@ def test_a_model_name_in_the_url_cannot_leave_the_models_folder(dashboard_models
     assert at.title[0].value in {"tiny/1", "tiny/2", "tinycond/1", "tinyrgb/1"}
 
 
+@pytest.mark.parametrize("name", ["nope/1", "broken/1"])
+def test_an_unknown_model_in_the_url_is_replaced_by_the_model_shown_and_the_page_says_so(dashboard_models_dir,
+                                                                                       monkeypatch, name):
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = name
+    at.run()
+    assert_ok(at)
+    shown = at.title[0].value
+    assert shown == "tinyrgb/1" and at.session_state["model"] == shown  # the widget bound to ?model= holds it
+    notes = [w.value for w in at.main.warning]
+    assert len(notes) == 1 and repr(name) in notes[0] and f"showing {shown}" in notes[0], notes
+
+
 def test_a_model_name_in_the_url_selects_that_model(dashboard_models_dir, monkeypatch):
     monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
     at = AppTest.from_file(APP, default_timeout=60)
@@ -485,3 +499,47 @@ def test_the_dashboard_shows_what_train_wrote_in_the_card(trained_models_dir, mo
     assert shown["Test KL"] == f"{m['test_kl']:.2f}" and shown["Active units"] == f"{m['test_active_units']:.0f}"
     assert shown["Final train loss"] == f"{m['final_loss']:.2f}" and shown["Final val loss"] == f"{m['final_val_loss']:.2f}"
     assert "1 epochs" in at.caption[0].value and "bernoulli likelihood" in at.caption[0].value
+
+
+# ------------------------------------------------------------------------------------------------
+# First paint: the shell before TensorFlow
+# ------------------------------------------------------------------------------------------------
+
+SHELL_APP = """
+import sys
+
+import streamlit as st
+
+from vae_keras.dashboard import common, main
+
+
+def load_model(path, stamp):  # stands in for the SavedModel load: notes what was imported by then
+    st.session_state["tensorflow_before_the_first_load"] = "tensorflow" in sys.modules
+    return None, "not loaded in this test"
+
+
+common.load_model = load_model
+main.run(default_models_dir="/nonexistent")
+"""
+SHELL_RUN = """
+import sys
+from streamlit.testing.v1 import AppTest
+
+at = AppTest.from_file(sys.argv[1], default_timeout=60).run()
+print(at.session_state["tensorflow_before_the_first_load"], at.title[0].value, len(at.sidebar.selectbox[0].options),
+      "tensorflow" in sys.modules)
+"""
+
+
+def test_the_shell_is_drawn_before_tensorflow_is_imported(dashboard_models_dir, tmp_path):
+    """Title, caption and the models list (from the cards) need no TensorFlow: a fresh process has not
+    imported it when the shown model's SavedModel is about to load (first paint in seconds, not 10-12 s)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "shell_app.py").write_text(SHELL_APP)
+    env = dict(os.environ, VAE_KERAS_MODELS_DIR=str(dashboard_models_dir))
+    proc = subprocess.run([sys.executable, "-c", SHELL_RUN, str(tmp_path / "shell_app.py")], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "False tinyrgb/1 5 False", proc.stdout + proc.stderr[-2000:]

@@ -2,7 +2,8 @@
 
 Artifacts (test-artifacts/, ignored by git): ``dashboard.png`` (full page, Overview tab),
 ``dashboard-<page>.png`` for the other pages, and ``dashboard-timings.json`` with the measured
-page-switch and control-change latencies (informative only: nothing asserts on time).
+first-paint, first-image, page-switch and control-change latencies (informative only: nothing asserts
+on time; they are printed too, see them with ``pytest -s``).
 """
 
 import json
@@ -132,7 +133,15 @@ def test_dashboard_in_chromium(dashboard_url):
             start = time.perf_counter()
             page.goto(dashboard_url + "?model=tiny%2F2")
             main = page.locator("[data-testid=stMain]")
+            # First paint: the shell (the sidebar's model list and the title), drawn before TensorFlow loads.
+            expect(page.locator("[data-testid=stSidebar]").get_by_role("heading", name="Models")).to_be_visible(
+                timeout=90000)
             expect(main.get_by_role("heading", name="tiny/2")).to_be_visible(timeout=90000)
+            timings["first paint: sidebar and title (s)"] = round(time.perf_counter() - start, 3)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('[data-testid=stTabPanel] [data-testid=stImage] img')]"
+                ".some(e => e.complete && e.naturalWidth > 0)", timeout=90000)
+            timings["first image (s)"] = round(time.perf_counter() - start, 3)
 
             # Overview: reconstructions, samples, the loss chart and the latent scatter, all visible.
             for name in ("Reconstructions", "Random samples", "Loss curves", "Latent space"):
@@ -188,6 +197,12 @@ def test_dashboard_in_chromium(dashboard_url):
             open_tab(page, "Compare", timings)
             full_page_screenshot(page, ARTIFACTS / "dashboard-compare.png")
             open_tab(page, "Overview", timings)
+
+            # A link to a model that is not in the folder: another is shown, the page says so, and the address
+            # bar stops naming the unknown model.
+            page.goto(dashboard_url + "?model=nope%2F1")
+            expect(main.get_by_text("'nope/1', which is not a loadable model", exact=False)).to_be_visible(timeout=60000)
+            page.wait_for_function("() => !location.search.includes('nope')", timeout=30000)
         finally:
             browser.close()
     (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps(timings, indent=2) + "\n")

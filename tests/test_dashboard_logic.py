@@ -1,19 +1,33 @@
-"""Tests of vae_keras.dashboard_logic: the dashboard's computations, without Streamlit.
+"""Tests of vae_keras.dashboard.logic: the dashboard's computations, without Streamlit.
 
 Expected values are written out independently (hand-computed numbers, PIL, numpy identities).
 """
 
 import io
 import json
+import os
 import statistics
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from vae_keras import dashboard_logic as dl
+import vae_keras
+from vae_keras.dashboard import logic as dl
 from vae_keras.exported import ModelEntry
+
+
+def test_importing_the_package_and_the_dashboards_logic_imports_neither_streamlit_nor_tensorflow():
+    """The dashboard is an optional extra: `import vae_keras` (and the logic the pages use, and the models
+    list the shell draws first) must work without Streamlit and before TensorFlow."""
+    code = ("import sys\nimport vae_keras, vae_keras.cli, vae_keras.dashboard, vae_keras.dashboard.logic, vae_keras.exported\n"
+            "print(sorted(m for m in ('streamlit', 'altair', 'tensorflow', 'keras') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout
 
 
 def png(array, mode=None):
@@ -159,7 +173,7 @@ class TestModelsFolder:
 class TestTestImages:
     def test_mnist_10k_as_floats_with_labels(self):
         test = dl.load_test_set("mnist-10k", (28, 28, 1), limit=50)
-        raw = np.load(dl.__file__.replace("dashboard_logic.py", "data_files/mnist10k.npz"))
+        raw = np.load(os.path.join(os.path.dirname(vae_keras.__file__), "data_files", "mnist10k.npz"))
         assert test.x.shape == (50, 28, 28, 1) and test.x.dtype == np.float32
         np.testing.assert_allclose(test.x[..., 0], raw["x_test"][:50] / 255.0, atol=1e-6)  # intensities, not binarized
         assert test.label_names([0, 1]) == [str(v) for v in raw["y_test"][:2]]
@@ -270,7 +284,7 @@ class TestUploads:
             dl.decode_upload("x.png", b"\x89PNG" + b"0" * 2_000_000, (28, 28, 1), max_bytes=1024 * 1024)
 
     def test_too_many_pixels(self, monkeypatch):
-        monkeypatch.setattr(dl, "MAX_UPLOAD_PIXELS", 100)
+        monkeypatch.setattr(dl.pictures, "MAX_UPLOAD_PIXELS", 100)  # the module that reads it
         with pytest.raises(dl.UploadError, match="11 x 10 pixels"):
             dl.decode_upload("wide.png", png(np.zeros((10, 11), np.uint8)), (28, 28, 1))
 

@@ -16,9 +16,9 @@ Example:
 """
 
 import importlib
-import importlib.abc
-import importlib.util
 import sys
+
+from vae_keras import import_hooks
 
 __version__ = "0.1.0"
 
@@ -47,29 +47,15 @@ def _register_keras_objects():
     importlib.import_module("vae_keras.models")
 
 
-class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
-    """Registers vae_keras's Keras objects right after ``import keras`` completes (then removes itself)."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "keras":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("keras")
-        if spec is not None and spec.loader is not None:
-            load = spec.loader.exec_module
-
-            def exec_module(module):
-                load(module)
-                _register_keras_objects()
-
-            spec.loader.exec_module = exec_module
-        return spec
+def _load_and_register(load, module):
+    load(module)
+    _register_keras_objects()
 
 
 if "keras" in sys.modules:  # Keras is loaded already, so registering costs nothing
     _register_keras_objects()
-elif not any(isinstance(f, _RegisterWhenKerasLoads) for f in sys.meta_path):
-    sys.meta_path.insert(0, _RegisterWhenKerasLoads())
+else:  # registers vae_keras's Keras objects right after ``import keras`` completes
+    import_hooks.wrap_import("keras", _load_and_register)
 
 
 def __getattr__(name):

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import time
+import weakref
 
 import keras
 import numpy as np
@@ -27,6 +28,11 @@ def best_row(history, monitor):
 
 class TrainingDivergedError(VaeKerasError):
     """The loss became NaN or infinite."""
+
+
+# The time budget of each model's running fit, set by TimeLimit: a --time-limit run without --epochs has
+# a placeholder of 1,000,000 epochs, which the progress line replaces by the budget.
+_TIME_BUDGETS = weakref.WeakKeyDictionary()
 
 
 class TimeLimit(keras.callbacks.Callback):
@@ -54,6 +60,10 @@ class TimeLimit(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
         self._set_progress()
+        _TIME_BUDGETS[self.model] = self.seconds  # the progress line names the budget (ProgbarLogger)
+
+    def on_train_end(self, logs=None):
+        _TIME_BUDGETS.pop(self.model, None)
 
     def on_train_batch_begin(self, batch, logs=None):
         self._set_progress()
@@ -103,6 +113,21 @@ class ProgbarLogger(keras.callbacks.ProgbarLogger):
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(last_batch_run(batch, self.target), logs)  # target: the epoch's steps
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """``Epoch 36 (time limit 240 s)`` under a `TimeLimit` (``Epoch 3/30 (time limit 240 s)`` with both
+        budgets), not ``Epoch 36/1000000``; Keras's ``Epoch N/M`` otherwise."""
+        budget = _TIME_BUDGETS.get(self.model) if self.model is not None else None
+        if budget is None:
+            super().on_epoch_begin(epoch, logs)
+            return
+        self._reset_progbar()
+        self._maybe_init_progbar()
+        if self.verbose:
+            from vae_keras.training import UNTIL_TIME_LIMIT
+
+            count = f"{epoch + 1}" if self.epochs >= UNTIL_TIME_LIMIT else f"{epoch + 1}/{self.epochs}"
+            print(f"Epoch {count} (time limit {budget:g} s)", flush=True)
 
 
 class NaNGuard(keras.callbacks.Callback):

@@ -1,4 +1,4 @@
-"""The ``vae-keras`` command line: train, evaluate, sample, list.
+"""The ``vae-keras`` command line: train, evaluate, sample, list, dashboard.
 
 A thin front over `vae_keras.training`, `vae_keras.evaluation` and `vae_keras.exported`. Errors the
 user can fix are printed as one line on stderr with a non-zero exit and no traceback (``--debug``
@@ -6,8 +6,10 @@ shows it).
 """
 
 import argparse
+import importlib.util
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -101,11 +103,11 @@ def build_parser():
 
     parser = _Parser(prog="vae-keras", description="Train, evaluate and sample variational autoencoders (Keras 3 / TensorFlow).")
     parser.add_argument("--version", action="version", version=f"vae-keras {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors, and TensorFlow's own start-up lines")
     # --debug is accepted after the subcommand too (`vae-keras train --debug ...`); SUPPRESS keeps a
     # subcommand's default from overwriting a --debug given before it.
     debug = _Parser(add_help=False)
-    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors, and TensorFlow's own start-up lines")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", parents=[debug], help="train a VAE and export it as a SavedModel",
@@ -179,12 +181,27 @@ def build_parser():
     s.add_argument("--temperature", type=_finite_float, default=1.0, help="scale of z (default 1)")
     s.add_argument("--ncol", type=_positive_int, help="images per row (default: square grid; a row per class with --label all)")
     s.add_argument("--label", help="conditional models: a class index or name, or 'all' for a row per class")
+    s.add_argument("--scale", type=_positive_int, default=1, metavar="N",
+                   help="enlarge every tile N times, nearest neighbour (crisp pixels; default 1: 28-pixel MNIST tiles)")
     s.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
 
     ls = sub.add_parser("list", parents=[debug], help="list the exported models in a models folder")
     ls.add_argument("models_dir", metavar="MODELS_DIR", nargs="?", default="saved_models",
                     help="the models folder to list (default saved_models); a version whose SavedModel does not load is shown as BROKEN")
+
+    d = sub.add_parser("dashboard", parents=[debug], help="open the Streamlit dashboard on a models folder (the dashboard extra)",
+                       description="Serve the dashboard (needs the dashboard extra: pip install vae_keras[dashboard]) "
+                                   "on this machine; stop it with Ctrl-C.")
+    d.add_argument("--models-dir", default="saved_models", metavar="DIR", help="the models folder to show (default saved_models)")
+    d.add_argument("--port", type=_port, default=8501, metavar="N", help="port on localhost (default 8501)")
     return parser
+
+
+def _port(text):
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, received {text!r}")
+    return value
 
 
 def _train(args):
@@ -321,7 +338,8 @@ def _sample(args):
         if args.label is not None:
             raise _UsageError(f"--label needs a conditional model; {model.path!r} is not one")
         out = model.sample(args.num, seed=args.seed, temperature=args.temperature)
-    images.save_png(args.output, images.make_grid(out["x_mean"], ncol=ncol), overwrite=args.overwrite)
+    grid = images.upscale(images.make_grid(out["x_mean"], ncol=ncol), args.scale)
+    images.save_png(args.output, grid, overwrite=args.overwrite)
     print(f"Wrote {len(out['x_mean'])} samples to {args.output}")
     return 0
 
@@ -370,7 +388,33 @@ def _list(args):
     return 0
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample, "list": _list}
+DASHBOARD_EXTRA = "pip install vae_keras[dashboard]"
+
+
+def dashboard_command(models_dir, port):
+    """The ``streamlit run`` command line of the packaged dashboard on ``models_dir``, on localhost:``port``."""
+    from vae_keras.dashboard import APP_PATH
+
+    return [sys.executable, "-m", "streamlit", "run", str(APP_PATH), "--server.port", str(port),
+            "--server.address", "localhost", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer", "--", "--models-dir", os.path.abspath(models_dir)]
+
+
+def _dashboard(args):
+    missing = [m for m in ("streamlit", "altair", "pandas") if importlib.util.find_spec(m) is None]
+    if missing:
+        from vae_keras.errors import ConfigError
+
+        raise ConfigError(f"the dashboard needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+                          f"installed: {DASHBOARD_EXTRA} (or pip install '.[dashboard]' in a checkout)")
+    env = dict(os.environ)
+    if not getattr(args, "debug", False):
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    print(f"Dashboard on {os.path.abspath(args.models_dir)}: http://localhost:{args.port}/ (Ctrl-C stops it)", flush=True)
+    return subprocess.call(dashboard_command(args.models_dir, args.port), env=env)
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "sample": _sample, "list": _list, "dashboard": _dashboard}
 
 
 # What a Ctrl-C leaves behind, per command (train's own interruptions say more: TrainingInterrupted).
@@ -379,6 +423,7 @@ _INTERRUPTED = {
     "evaluate": "the evaluation was stopped before it finished; nothing was written",
     "sample": "no image was written",
     "list": "nothing was changed",
+    "dashboard": "the dashboard stopped",
 }
 
 
@@ -413,12 +458,14 @@ def main(argv=None):
     The arguments are parsed before TensorFlow is imported, so ``--help`` and typos answer at once.
     Every message starts with ``vae-keras: `` (``vae-keras: error: ...`` for errors the user can fix).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     args = None
     try:
         args = build_parser().parse_args(argv)
+        from vae_keras.tf_logging import quiet_tensorflow
+
+        quiet_tensorflow(debug=args.debug)  # TensorFlow's start-up lines, unless --debug
         code = COMMANDS[args.command](args)
         if from_command_line:
             _exit_now(code)

@@ -27,14 +27,17 @@ import tensorflow as tf
 
 from vae_keras import fileio
 from vae_keras.errors import ConfigError, OutputExistsError
+from vae_keras.layout import (  # noqa: F401 - the export layout's names, re-exported (export.ASSETS_EXTRA, ...)
+    ASSETS_EXTRA,
+    CONFIG_FILE,
+    HISTORY,
+    KERAS_FILE,
+    MODEL_CARD,
+    SIGNATURES,
+    WARMUP_FILE,
+    existing_versions,
+)
 
-SIGNATURES = ("serving_default", "encode", "decode", "sample")
-ASSETS_EXTRA = "assets.extra"
-MODEL_CARD = "model_card.json"
-HISTORY = "history.csv"
-KERAS_FILE = "model.keras"
-CONFIG_FILE = "config.json"
-WARMUP_FILE = "tf_serving_warmup_requests"
 HISTORY_FIRST_COLUMNS = ("epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -47,13 +50,6 @@ def check_model_name(name):
             f"with '.' or '-'). Received: name={name!r}"
         )
     return name
-
-
-def existing_versions(model_base):
-    """Sorted integer versions under ``model_base`` (TF Serving's rule: numeric folder names)."""
-    if not os.path.isdir(model_base):
-        return []
-    return sorted(int(d) for d in os.listdir(model_base) if d.isdigit() and os.path.isdir(os.path.join(model_base, d)))
 
 
 def _signature_functions(model):

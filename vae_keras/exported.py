@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from vae_keras import export
+from vae_keras import layout
 from vae_keras.errors import ConfigError, ModelDirError
 
 REQUIRED_SIGNATURES = {
@@ -38,12 +38,12 @@ class ModelEntry:
 
 def read_card(version_dir):
     """The model card of an exported version; raises ModelDirError if missing or unreadable."""
-    path = os.path.join(version_dir, export.ASSETS_EXTRA, export.MODEL_CARD)
+    path = os.path.join(version_dir, layout.ASSETS_EXTRA, layout.MODEL_CARD)
     try:
         with open(path, encoding="utf-8") as f:
             card = json.load(f)
     except FileNotFoundError:
-        raise ModelDirError(f"{version_dir!r} has no {export.ASSETS_EXTRA}/{export.MODEL_CARD}; it was not exported by vae_keras.") from None
+        raise ModelDirError(f"{version_dir!r} has no {layout.ASSETS_EXTRA}/{layout.MODEL_CARD}; it was not exported by vae_keras.") from None
     except (OSError, ValueError) as e:
         raise ModelDirError(f"The model card {path!r} cannot be read: {e}") from None
     if not isinstance(card, dict) or "image_shape" not in card or "latent_dim" not in card:
@@ -55,7 +55,7 @@ def read_history(version_dir):
     """history.csv as a pandas DataFrame (None if the file is missing)."""
     import pandas as pd
 
-    path = os.path.join(version_dir, export.ASSETS_EXTRA, export.HISTORY)
+    path = os.path.join(version_dir, layout.ASSETS_EXTRA, layout.HISTORY)
     if not os.path.exists(path):
         return None
     try:
@@ -76,7 +76,7 @@ def list_models(models_dir):
         base = os.path.join(models_dir, name)
         if name.startswith(".") or not os.path.isdir(base):
             continue
-        versions = export.existing_versions(base)
+        versions = layout.existing_versions(base)
         if not versions:
             entries.append(ModelEntry(name, 0, base, None, "no numeric version folders (expected NAME/1/saved_model.pb)"))
         for version in reversed(versions):
@@ -100,7 +100,7 @@ def resolve_version_dir(path):
         raise ModelDirError(f"Model folder {path!r} does not exist. Pass an exported model folder such as saved_models/NAME or saved_models/NAME/1.")
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path
-    versions = export.existing_versions(path)
+    versions = layout.existing_versions(path)
     if not versions:
         raise ModelDirError(f"{path!r} is not a SavedModel folder (no saved_model.pb) and has no numeric version folders.")
     return os.path.join(path, str(versions[-1]))

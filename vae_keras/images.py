@@ -28,7 +28,7 @@ def make_grid(images, ncol=None, padding=2, pad_value=255):
 
     Example:
     >>> make_grid(np.zeros((4, 2, 2, 1))).shape
-    (8, 8, 1)
+    (10, 10, 1)
     """
     images = to_uint8(images)
     if images.ndim == 3:
@@ -44,6 +44,21 @@ def make_grid(images, ncol=None, padding=2, pad_value=255):
         top, left = padding + r * (h + padding), padding + col * (w + padding)
         out[top:top + h, left:left + w] = img
     return out
+
+
+def upscale(picture, factor):
+    """Nearest-neighbour enlargement of a picture ``[H, W(, C)]`` by an integer ``factor`` (crisp pixels).
+
+    Example:
+    >>> upscale(np.array([[0, 255]], np.uint8), 2).tolist()
+    [[0, 0, 255, 255], [0, 0, 255, 255]]
+    """
+    factor = int(factor)
+    if factor < 1:
+        raise ConfigError(f"upscale needs an integer factor >= 1. Received: factor={factor}")
+    if factor == 1:
+        return picture
+    return np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1)
 
 
 def png_bytes(picture):

@@ -1,0 +1,163 @@
+"""What every dashboard page shares: the cached loaders (keyed by a model's folder and a stamp of its
+files), the shown model (`Selected`: its card at once, its SavedModel on first use) and small widgets.
+
+TensorFlow is imported the first time a SavedModel or test images load, never to draw the shell.
+"""
+
+import numpy as np
+import streamlit as st
+
+from vae_keras import exported
+from vae_keras.dashboard import logic as dl
+from vae_keras.errors import ModelDirError, VaeKerasError
+
+SEED_MAX = 2**31 - 1
+# Controls whose valid values depend on the model (latent dims, classes, test images): reset on a model switch.
+MODEL_CONTROLS = ("trav_dims", "trav_centre", "trav_image", "interp_a", "interp_b", "latent_class", "sample_class",
+                  "upload_class")
+
+
+# ------------------------------------------------------------------------------------------------
+# Cached loading and computing (keys: the version folder and a stamp of its files)
+# ------------------------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading TensorFlow and the SavedModel…", max_entries=32)
+def load_model(path, stamp):
+    """(ExportedVAE, None), or (None, reason) for a folder that does not load."""
+    try:
+        return exported.ExportedVAE(path), None  # looked up at each call: tests count the loads
+    except VaeKerasError as e:
+        return None, str(e)
+    except Exception as e:  # noqa: BLE001 - a broken model folder is listed with its reason, not a crash
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+@st.cache_data(show_spinner="Loading the test images…", max_entries=8)
+def load_test_set(spec, image_shape):
+    """(TestSet, None) or (None, reason)."""
+    try:
+        return dl.load_test_set(spec, image_shape), None
+    except VaeKerasError as e:
+        return None, str(e)
+    except Exception as e:  # noqa: BLE001 - shown to the user; the pages that need no images still work
+        return None, f"The test images of {spec!r} cannot be loaded: {type(e).__name__}: {e}"
+
+
+def with_labels(labels):
+    """Keyword arguments of ExportedVAE calls: a conditional model's labels, nothing otherwise."""
+    return {} if labels is None else {"label": np.asarray(labels, np.int32)}
+
+
+@st.cache_data(show_spinner="Running the test images through the model…", max_entries=16)
+def test_outputs(model_key, _model, spec, conditional=False):
+    """x_mean, z_mean and the per-image error of every test image (at most dl.MAX_TEST_IMAGES)."""
+    test, _ = load_test_set(spec, _model.image_shape)
+    parts = [_model.reconstruct(test.x[i:i + 500], **with_labels(test.y[i:i + 500] if conditional else None))
+             for i in range(0, len(test.x), 500)]
+    out = {k: np.concatenate([p[k] for p in parts]) for k in ("x_mean", "z_mean", "z_log_var")}
+    out["errors"] = dl.reconstruction_error(test.x, out["x_mean"], _model.card.get("likelihood"))
+    return out
+
+
+@st.cache_data(show_spinner="Sampling…", max_entries=64)
+def sample_png(model_key, _model, n, seed, temperature, ncol, scale, labels=None):
+    x = _model.sample(n, seed=seed, temperature=temperature, **with_labels(labels))["x_mean"]
+    return dl.grid_png(x, ncol=ncol, scale=scale)
+
+
+@st.cache_data(show_spinner="Decoding…", max_entries=64)
+def decode_png(model_key, _model, z, ncol, scale, padding=2, labels=None):
+    return dl.grid_png(_model.decode(z, **with_labels(labels))["x_mean"], ncol=ncol, scale=scale, padding=padding)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def history_of(model_key, _model):
+    return _model.history
+
+
+# ------------------------------------------------------------------------------------------------
+# The shown model and small helpers
+# ------------------------------------------------------------------------------------------------
+
+
+class Selected:
+    """A listed model: its listing entry and card (read without loading the SavedModel) and a cache key;
+    ``model`` loads its SavedModel the first time a page uses it."""
+
+    def __init__(self, entry):
+        self.entry = entry
+        self.stamp = dl.model_stamp(entry.path)
+        self.key = f"{entry.path}@{self.stamp}"
+        self.card = entry.card
+        self.label = entry.label
+        self.h, self.w, self.c = (int(d) for d in self.card["image_shape"])
+        self.likelihood = self.card.get("likelihood")
+        self.class_names = dl.class_names(self.card)  # None unless the model is conditional
+        self.conditional = self.class_names is not None
+
+    @property
+    def model(self):
+        """The ExportedVAE (loaded once per folder stamp); ModelDirError naming the reason if it does not load."""
+        model, reason = load_model(self.entry.path, self.stamp)
+        if model is None:
+            raise ModelDirError(f"{self.label} cannot be loaded: {reason}")
+        return model
+
+    def test(self):
+        """(TestSet, outputs) or (None, reason)."""
+        test, reason = load_test_set(self.card.get("dataset"), self.model.image_shape)
+        if test is None:
+            return None, reason
+        if self.conditional and test.y is None:
+            return None, f"this conditional model needs labelled test images, and {test.spec!r} has no labels."
+        return test, test_outputs(self.key, self.model, test.spec, self.conditional)
+
+    def labels(self, n, cls):
+        """Labels for n generated images (None for an unconditional model)."""
+        return dl.condition_labels(n, cls, len(self.class_names)) if self.conditional else None
+
+    def class_select(self, label, key, allow_all=False, where=st):
+        """A class picker for a conditional model: a class index, or None for "every class in turn"."""
+        if not self.conditional:
+            return None
+        options = ([None] if allow_all else []) + list(range(len(self.class_names)))
+        return where.selectbox(label, options, key=key, persist_state="page",
+                               format_func=lambda c: "every class in turn" if c is None else self.class_names[c])
+
+
+def guarded(render, *args):
+    """Runs one page; a user-caused error becomes a message, never a blank page or a traceback dump."""
+    try:
+        render(*args)
+    except VaeKerasError as e:
+        st.error(str(e))
+    except Exception as e:  # noqa: BLE001 - one page's failure is shown on it, with the traceback in Details
+        st.error(f"This page failed: {type(e).__name__}: {e}")
+        with st.expander("Details"):
+            st.exception(e)
+
+
+def reset_model_controls():
+    for key in MODEL_CONTROLS:
+        st.session_state.pop(key, None)
+
+
+def bump(key, by=1):
+    st.session_state[key] = (int(st.session_state.get(key, 0)) + by) % SEED_MAX
+
+
+def no_test_images(reason):
+    st.info(f"No test images to show: {reason}")
+
+
+def show_metrics(figures, columns=6):
+    if not figures:
+        return
+    cols = st.columns(min(columns, len(figures)))
+    for i, (label, value, help_text) in enumerate(figures):
+        cols[i % len(cols)].metric(label, value, help=help_text, border=True)
+
+
+def fmt_label(labels, i):
+    return f" · {labels[i]}" if labels else ""

@@ -1,0 +1,73 @@
+"""What the dashboard computes, testable without Streamlit (``vae_keras.dashboard`` renders it).
+
+One module per concern, all re-exported here:
+
+- :mod:`.cards`: the models folder and the model cards (listing lines, headline figures, tables);
+- :mod:`.pictures`: a model's test images, validated uploads, per-image errors and PNG grids;
+- :mod:`.latent`: the 2-D view of the latent space (PCA), manifold grids, traversals, interpolations;
+- :mod:`.charts`: training histories and the altair charts.
+
+Nothing here imports Streamlit or, at import, TensorFlow (test images and uploads import
+`vae_keras.data` when they are decoded; altair and pandas are imported by the builders that need them).
+"""
+
+from vae_keras.dashboard.logic.cards import (  # noqa: F401
+    COMPARE_METRICS,
+    MODELS_DIR_ENV,
+    TRAIN_COMMAND,
+    bits_per_dim,
+    card_summary,
+    class_names,
+    comparison_table,
+    condition_labels,
+    default_traversal_dims,
+    describe_entry,
+    final_figures,
+    kl_per_dim,
+    metric,
+    model_stamp,
+    models_table,
+    nll_words,
+    resolve_models_dir,
+    short_dataset,
+    short_reason,
+    train_command,
+)
+from vae_keras.dashboard.logic.charts import (  # noqa: F401
+    HISTORY_METRICS,
+    METRIC_TITLES,
+    SPLIT_NAMES,
+    history_long,
+    kl_chart,
+    latent_chart,
+    loss_chart,
+)
+from vae_keras.dashboard.logic.latent import (  # noqa: F401
+    interpolate,
+    latent_frame,
+    latent_traversal,
+    manifold_z,
+    normal_quantiles,
+    pca_2d,
+)
+from vae_keras.dashboard.logic.pictures import (  # noqa: F401
+    MAX_TEST_IMAGES,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_MB,
+    MAX_UPLOAD_PIXELS,
+    TestSet,
+    UploadError,
+    decode_upload,
+    decode_uploads,
+    display_scale,
+    error_name,
+    grid_png,
+    load_test_set,
+    pair_pngs,
+    pick_indices,
+    rank_indices,
+    reconstruction_error,
+    rows_png,
+    upscale,
+)
+from vae_keras.errors import DataError  # noqa: F401 - the base of UploadError, raised by load_test_set

@@ -1,0 +1,279 @@
+"""The models folder and the model cards, for the dashboard: listing lines, headline figures, tables.
+
+Everything here reads model cards (small JSON files) and never imports TensorFlow, Keras or Streamlit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+
+import numpy as np
+
+from vae_keras import nll_kinds
+
+MODELS_DIR_ENV = "VAE_KERAS_MODELS_DIR"
+TRAIN_COMMAND = "vae-keras train --dataset mnist-10k --epochs 5"
+
+def resolve_models_dir(argv, environ, default):
+    """The models folder: ``--models-dir DIR`` in ``argv``, else ``$VAE_KERAS_MODELS_DIR``, else ``default``.
+
+    Args:
+        argv: the script's arguments (``sys.argv[1:]``; Streamlit passes what follows ``--``).
+        environ: a mapping like ``os.environ``.
+        default: the folder used when neither is given.
+
+    Returns:
+        An absolute path (it may not exist; the app says so).
+
+    Example:
+    >>> resolve_models_dir(["--models-dir", "/m"], {}, "/d"), resolve_models_dir([], {}, "/d")
+    ('/m', '/d')
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--models-dir")
+    args, _ = parser.parse_known_args(list(argv))
+    chosen = args.models_dir or environ.get(MODELS_DIR_ENV) or default
+    return os.path.abspath(os.path.expanduser(os.fspath(chosen)))
+
+
+def train_command(models_dir=None):
+    """The command that trains a first model into ``models_dir``.
+
+    Example:
+    >>> train_command("/tmp/my models")
+    "vae-keras train --dataset mnist-10k --epochs 5 --out '/tmp/my models'"
+    """
+    if models_dir is None:
+        return TRAIN_COMMAND
+    return f"{TRAIN_COMMAND} --out {shlex.quote(os.fspath(models_dir))}"
+
+
+def card_summary(card):
+    """One line describing a model card: dataset, image shape, latent size, likelihood, network, size."""
+    card = card or {}
+    parts = []
+    if card.get("dataset"):
+        parts.append(f"trained on {card['dataset']}")
+    shape = card.get("image_shape")
+    if shape:
+        parts.append("×".join(str(d) for d in shape) + " images")
+    parts.append(f"latent dim {card.get('latent_dim', '?')}")
+    if card.get("likelihood"):
+        parts.append(f"{card['likelihood']} likelihood")
+    network = card.get("network")
+    if network:
+        hidden = card.get("hidden")
+        parts.append(f"{network} network" + (f" ({', '.join(str(h) for h in hidden)})" if hidden else ""))
+    if isinstance(card.get("parameters"), int):
+        parts.append(f"{card['parameters']:,} parameters")
+    epochs = (card.get("metrics") or {}).get("epochs_trained")
+    if epochs:
+        parts.append(f"{epochs} epochs")
+    if card.get("beta") not in (None, 1, 1.0):
+        parts.append(f"β = {card['beta']}")
+    if card.get("dtype_policy") not in (None, "float32"):
+        parts.append(f"{card['dtype_policy']} networks")
+    if card.get("created"):
+        parts.append(f"exported {str(card['created']).replace('T', ' ').rstrip('Z')} UTC")
+    return " · ".join(parts)
+
+
+def metric(card, name):
+    """``card["metrics"][name]`` as a float, or None if missing / not a number."""
+    value = ((card or {}).get("metrics") or {}).get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def model_stamp(path):
+    """A value that changes when a version folder is rewritten (for cache keys)."""
+    stamps = []
+    for rel in ("saved_model.pb", os.path.join("assets.extra", "model_card.json"), os.path.join("assets.extra", "history.csv")):
+        try:
+            st = os.stat(os.path.join(path, rel))
+            stamps.append(f"{st.st_mtime_ns}:{st.st_size}")
+        except OSError:
+            stamps.append("-")
+    return "|".join(stamps)
+
+
+def short_dataset(spec):
+    """A dataset spec for display: a path is shortened to its last component.
+
+    Example:
+    >>> short_dataset("/data/colour.npz"), short_dataset("mnist-10k"), short_dataset(None)
+    ('colour.npz', 'mnist-10k', 'unknown dataset')
+    """
+    if not spec:
+        return "unknown dataset"
+    spec = str(spec)
+    if "/" in spec or os.sep in spec:
+        return os.path.basename(spec.rstrip("/" + os.sep)) or spec
+    return spec
+
+
+def short_reason(reason, models_dir):
+    """An error message with the models folder's absolute path taken out (the list already names it)."""
+    prefix = os.path.join(os.fspath(models_dir), "")
+    return str(reason).replace(prefix, "")
+
+
+def nll_words(card):
+    """``(short label, meaning)`` of a card's test NLL (`vae_keras.nll_kinds.card_nll_kind`): "NLL" only
+    for a discrete likelihood of discrete images; a density or a Bernoulli cross-entropy of intensities
+    is labelled as such."""
+    kind = nll_kinds.card_nll_kind(card)
+    return nll_kinds.NLL_SHORT_LABELS[kind], nll_kinds.NLL_MEANINGS[kind]
+
+
+def bits_per_dim(card):
+    """The card's test bits/dim, or None unless its NLL is a discrete likelihood (older cards recorded it for any)."""
+    return metric(card, "test_bits_per_dim") if nll_kinds.card_nll_kind(card) == nll_kinds.DISCRETE else None
+
+
+def describe_entry(entry):
+    """One line for the models list: ``dataset · z=16 · test NLL 107.53``."""
+    card = entry.card or {}
+    parts = [short_dataset(card.get("dataset")), f"z={card.get('latent_dim', '?')}"]
+    nll = metric(card, "test_nll")
+    parts.append(f"test {nll_words(card)[0]} {nll:.2f}" if nll is not None else "no test NLL")
+    return " · ".join(parts)
+
+
+def models_table(entries):
+    """A DataFrame with one row per usable ``NAME/VERSION`` (entries with an error are left out)."""
+    import pandas as pd
+
+    rows = []
+    for e in entries:
+        if e.error:
+            continue
+        card = e.card or {}
+        rows.append({
+            "model": e.label,
+            "dataset": card.get("dataset"),
+            "latent dim": card.get("latent_dim"),
+            "likelihood": card.get("likelihood"),
+            "network": card.get("network"),
+            "epochs": ((card.get("metrics") or {}).get("epochs_trained")),
+            "test NLL": metric(card, "test_nll"),
+            "test NLL is": nll_words(card)[0] if metric(card, "test_nll") is not None else None,
+            "test ELBO": metric(card, "test_elbo"),
+            "test KL": metric(card, "test_kl"),
+            "active units": metric(card, "test_active_units"),
+            "final val loss": metric(card, "final_val_loss"),
+            "created": card.get("created"),
+        })
+    return pd.DataFrame(rows, columns=["model", "dataset", "latent dim", "likelihood", "network", "epochs", "test NLL",
+                                       "test NLL is", "test ELBO", "test KL", "active units", "final val loss", "created"])
+
+
+COMPARE_METRICS = (
+    ("test_nll", "test NLL (nats)", "lower is better: importance-weighted −log p(x); see 'test NLL is'"),
+    ("test_elbo", "test ELBO (nats)", "higher is better"),
+    ("test_kl", "test KL (nats)", "KL(q(z|x) ‖ p(z)) on the test images"),
+    ("test_active_units", "active units", "latent dims the encoder really uses"),
+    ("test_bits_per_dim", "bits/dim", "test NLL in bits per pixel, only for a discrete likelihood of discrete images"),
+    ("final_loss", "final train loss", "last epoch"),
+    ("final_val_loss", "final val loss", "last epoch"),
+)
+
+
+def comparison_table(models):
+    """Metrics side by side: ``models`` is a list of ``(label, card)``; one row per model."""
+    import pandas as pd
+
+    rows = []
+    for label, card in models:
+        card = card or {}
+        row = {"model": label, "dataset": short_dataset(card.get("dataset")), "latent dim": card.get("latent_dim"),
+               "parameters": card.get("parameters"), "epochs": (card.get("metrics") or {}).get("epochs_trained")}
+        for key, title, _ in COMPARE_METRICS:
+            row[title] = bits_per_dim(card) if key == "test_bits_per_dim" else metric(card, key)
+        row["test NLL is"] = nll_words(card)[0]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def final_figures(card, history=None):
+    """The headline numbers as ``(label, value, help)`` for ``st.metric``; value is a preformatted string.
+
+    Taken from the model card's metrics, or from the last row of the history if the card lacks them.
+    """
+    figures = []
+    last = history.iloc[-1] if history is not None and len(history) else None
+
+    def from_history(col):
+        if last is None or col not in last.index or not np.isfinite(last[col]):
+            return None
+        return float(last[col])
+
+    for key, label, help_text, hist_col, fmt in (
+        ("test_nll", f"Test {nll_words(card)[0]}",
+         f"−log p(x) on the test set, importance-weighted, in {nll_words(card)[1]} per image; lower is better", None, "{:.2f}"),
+        ("test_elbo", "Test ELBO", "Evidence lower bound on the test set (nats per image; higher is better)", None, "{:.2f}"),
+        ("test_kl", "Test KL", "KL(q(z|x) ‖ N(0, I)) on the test set (nats per image)", None, "{:.2f}"),
+        ("test_active_units", "Active units", "Latent dimensions whose posterior mean varies across the test set", None, "{:.0f}"),
+        ("final_loss", "Final train loss", "Negative ELBO on the training data at the last epoch", "loss", "{:.2f}"),
+        ("final_val_loss", "Final val loss", "Negative ELBO on the validation data at the last epoch", "val_loss", "{:.2f}"),
+    ):
+        value = metric(card, key)
+        if value is None and hist_col:
+            value = from_history(hist_col)
+        source = ((card or {}).get("metrics") or {}).get("validation_data")
+        if key == "final_val_loss" and source:
+            help_text += f"; validation data: {source}"
+        if value is not None:
+            figures.append((label, fmt.format(value), help_text))
+    return figures
+
+
+def kl_per_dim(card):
+    """``test_kl_per_dim`` of the card as a float array, or None."""
+    values = ((card or {}).get("metrics") or {}).get("test_kl_per_dim")
+    if not isinstance(values, (list, tuple)) or not values:
+        return None
+    try:
+        out = np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        return None
+    return out if out.ndim == 1 else None
+
+
+def class_names(card):
+    """Class names of a conditional model's card (``"0"`` .. ``"K-1"`` if the card has none), else None."""
+    card = card or {}
+    if not card.get("conditional"):
+        return None
+    names = card.get("class_names")
+    k = card.get("num_classes") or (len(names) if names else 0)
+    if names and len(names) == k:
+        return [str(n) for n in names]
+    return [str(i) for i in range(int(k))]
+
+
+def condition_labels(n, cls, num_classes):
+    """Labels for ``n`` images of a conditional model: all ``cls``, or every class in turn if ``cls`` is None.
+
+    Example:
+    >>> condition_labels(5, None, 3).tolist(), condition_labels(2, 1, 3).tolist()
+    ([0, 1, 2, 0, 1], [1, 1])
+    """
+    if cls is None:
+        return (np.arange(int(n)) % int(num_classes)).astype(np.int32)
+    if not 0 <= int(cls) < int(num_classes):
+        raise ValueError(f"class {cls} is outside 0..{int(num_classes) - 1}")
+    return np.full(int(n), int(cls), np.int32)
+
+
+def default_traversal_dims(card, latent_dim, k=3):
+    """The ``k`` latent dims with the largest test KL (the most informative), else the first ``k``."""
+    k = max(1, min(int(k), int(latent_dim)))
+    kl = kl_per_dim(card)
+    if kl is None or len(kl) != latent_dim:
+        return list(range(k))
+    return sorted(int(i) for i in np.argsort(-kl, kind="stable")[:k])
