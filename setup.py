@@ -16,8 +16,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["vae_keras", "vae_keras.*"]),
-    package_data={"vae_keras": ["data_files/*.npz", "data_files/*.md"]},
+    # vae_keras.data_files holds data only (no __init__.py), so find_packages cannot see it: name it.
+    packages=find_packages(include=["vae_keras", "vae_keras.*"]) + ["vae_keras.data_files"],
+    package_data={"vae_keras.data_files": ["*.npz", "*.md"]},
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.21,<2.22",
