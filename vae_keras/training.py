@@ -14,8 +14,8 @@ import keras
 import numpy as np
 
 from vae_keras import callbacks as callbacks_lib
+from vae_keras import checks, fileio
 from vae_keras import distribute as distribute_lib
-from vae_keras import fileio
 from vae_keras import options as options_lib
 from vae_keras.errors import ConfigError, VaeKerasError
 from vae_keras.models.vae import DTYPE_POLICIES
@@ -125,22 +125,19 @@ class TrainConfig:
         return d
 
     def validate(self):
+        # Options are named as flags (--latent-dim -> latent-dim) in the messages.
         def positive_int(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer. Received: {v!r}")
+            checks.check_integer(name.replace("_", "-"), getattr(self, name), 1,
+                                 message="{name} must be a positive integer. Received: {value!r}")
 
         def non_negative(name, allow_none=False):
             v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be a finite number >= 0. Received: {v!r}")
+            if not (v is None and allow_none):
+                checks.check_number(name.replace("_", "-"), v, message="{name} must be a finite number >= 0. Received: {value!r}")
 
         def choice(name, choices):
-            v = getattr(self, name)
-            if v not in choices:
-                raise ConfigError(f"{name.replace('_', '-')} must be one of {list(choices)}. Received: {v!r}")
+            checks.check_choice(name.replace("_", "-"), getattr(self, name), list(choices),
+                                message="{name} must be one of {choices}. Received: {value!r}")
 
         for name in ("latent_dim", "batch_size", "iw_samples"):
             positive_int(name)
@@ -155,20 +152,18 @@ class TrainConfig:
         non_negative("clip_norm", allow_none=True)
         if self.clip_norm is not None and self.clip_norm <= 0:
             raise ConfigError(f"clip-norm must be > 0. Received: {self.clip_norm!r}")
-        if isinstance(self.early_stopping_patience, bool) or not isinstance(self.early_stopping_patience, int) or self.early_stopping_patience < 0:
-            raise ConfigError(f"early-stopping-patience must be an integer >= 0 (0 disables it). Received: {self.early_stopping_patience!r}")
-        v = self.validation_split
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v < 1:
-            raise ConfigError("validation-split must be a number >= 0 and < 1 (the share of the training images held out "
-                              f"for validation; 0 validates on the test split). Received: {v!r}")
+        checks.check_integer("early-stopping-patience", self.early_stopping_patience, 0,
+                             message="{name} must be an integer >= 0 (0 disables it). Received: {value!r}")
+        checks.check_number("validation-split", self.validation_split, 0, below=1,
+                            message="{name} must be a number >= 0 and < 1 (the share of the training images held out "
+                                    "for validation; 0 validates on the test split). Received: {value!r}")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ConfigError(f"time-limit must be > 0 seconds. Received: {self.time_limit!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning-rate must be > 0. Received: {self.learning_rate!r}")
-        if isinstance(self.eval_iw_samples, bool) or not isinstance(self.eval_iw_samples, int) or self.eval_iw_samples < 0:
-            raise ConfigError(f"eval-iw-samples must be an integer >= 0 (0 skips the test evaluation). Received: {self.eval_iw_samples!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer. Received: {self.seed!r}")
+        checks.check_integer("eval-iw-samples", self.eval_iw_samples, 0,
+                             message="{name} must be an integer >= 0 (0 skips the test evaluation). Received: {value!r}")
+        checks.check_integer("seed", self.seed, message="{name} must be an integer. Received: {value!r}")
         choice("model", ("mlp", "conv"))
         choice("likelihood", ("bernoulli", "gaussian", "logistic"))
         choice("conditional", (True, False))
@@ -184,7 +179,7 @@ class TrainConfig:
                 except ValueError:
                     raise ConfigError(f"hidden must be comma-separated positive integers such as 512,256. Received: {self.hidden!r}") from None
             self.hidden = tuple(self.hidden)
-            if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+            if not self.hidden or not all(checks.is_integer(h) and h >= 1 for h in self.hidden):
                 raise ConfigError(f"hidden must be positive integers such as 512,256. Received: {self.hidden!r}")
         # The option contract (vae_keras.options): refused pairs, named as flags, before any data is loaded.
         options_lib.check_model_options(

@@ -10,11 +10,13 @@ import collections
 
 import numpy as np
 
+from vae_keras import checks
 from vae_keras.errors import ConfigError, DataError
 
 HOLDOUT_SEED = 0
 _HOLDOUT_DIVISOR = 10  # test split = max(1, N // 10) images
 _INT32_MAX = np.iinfo(np.int32).max
+
 
 def _composite_on_black(x):
     """[..., C + 1] colour + alpha (uint8 or float in [0, 1]) -> [..., C] multiplied by alpha (RGBA -> RGB, LA -> L)."""
@@ -23,6 +25,7 @@ def _composite_on_black(x):
         out = (rgb.astype(np.uint32) * alpha.astype(np.uint32) + 127) // 255
         return out.astype(np.uint8)
     return (rgb * alpha).astype(np.float32)
+
 
 def _as_pixels(x, what, source):
     """Validates pixel values: returns uint8 (0..255) or float32 (in [0, 1]), same shape."""
@@ -60,6 +63,7 @@ def _as_pixels(x, what, source):
         "Store pixels as uint8 0..255 or as floats in [0, 1]."
     )
 
+
 def _as_images(x, what, source):
     """Validates an image array; returns uint8/float32 [N, H, W, C] with C in (1, 3)."""
     x = np.asarray(x)
@@ -87,6 +91,7 @@ def _as_images(x, what, source):
     if c == 4:
         x = _composite_on_black(x)
     return x
+
 
 def _as_labels(y, n, what, images_what, source):
     """Validates labels: returns int32 [n]."""
@@ -116,6 +121,7 @@ def _as_labels(y, n, what, images_what, source):
             )
     return y.astype(np.int32)
 
+
 def _as_class_names(names, labels, source):
     names = np.asarray(names)
     if names.ndim != 1 or names.dtype.kind not in "USO":
@@ -132,6 +138,7 @@ def _as_class_names(names, labels, source):
         )
     return names
 
+
 def _resize_images(x, size):
     """Resizes [N, H, W, C] uint8/float32 images to size=(H, W) with PIL bilinear."""
     from PIL import Image
@@ -143,6 +150,7 @@ def _resize_images(x, size):
     for i, img in enumerate(x):
         out[i] = _resize_one(img, (h, w), Image)
     return out
+
 
 def _resize_one(img, size, Image):
     """Resizes one [H, W, C] uint8/float32 image to size=(H, W) with PIL bilinear."""
@@ -159,22 +167,20 @@ def _resize_one(img, size, Image):
     ]
     return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
 
+
 def _target_size(images):
     counts = collections.Counter(im.shape[:2] for im in images)
     return max(counts, key=lambda hw: (counts[hw], hw[0] * hw[1], hw))
 
+
 def _check_image_size(image_size):
     if image_size is None:
         return None
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+    if checks.is_integer(image_size, numpy=True):
         image_size = (image_size, image_size)
     try:
         h, w = (int(v) for v in image_size)
-        ok = (
-            all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in image_size)
-            and h > 0
-            and w > 0
-        )
+        ok = all(checks.is_integer(v, numpy=True) for v in image_size) and h > 0 and w > 0
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -184,11 +190,13 @@ def _check_image_size(image_size):
         )
     return (h, w)
 
+
 def _holdout_indices(n):
     """The fixed hold-out rule: (train_idx, test_idx), each sorted."""
     perm = np.random.default_rng(HOLDOUT_SEED).permutation(n)
     n_test = max(1, n // _HOLDOUT_DIVISOR)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
 
 def validation_indices(n, fraction, seed):
     """The validation hold-out rule: ``(train_idx, val_idx)`` of ``n`` training images, disjoint, each sorted.
@@ -211,14 +219,10 @@ def validation_indices(n, fraction, seed):
     >>> len(train_idx), len(val_idx), sorted(set(train_idx) | set(val_idx)) == list(range(10))
     (8, 2, True)
     """
-    if (isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating))
-            or not 0 < fraction < 1):
-        raise ConfigError(
-            f"validation-split must be a number > 0 and < 1 (the share of the training images held out). "
-            f"Received: {fraction!r}"
-        )
-    if not _is_int(seed):
-        raise ConfigError(f"seed must be an int. Received: seed={seed!r}")
+    checks.check_number("validation-split", fraction, 0, below=1, strict=True, numpy=True,
+                        message="{name} must be a number > 0 and < 1 (the share of the training images held out). "
+                                "Received: {value!r}")
+    checks.check_integer("seed", seed, numpy=True, message="{name} must be an int. Received: {name}={value!r}")
     n_val = int(np.floor(fraction * n + 0.5))
     if n_val < 1 or n_val >= n:
         kept = "no validation image" if n_val < 1 else "no image to train on"
@@ -230,6 +234,7 @@ def validation_indices(n, fraction, seed):
         )
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
 
 def to_float(x):
     """Returns images as float32 in [0, 1].
@@ -252,6 +257,7 @@ def to_float(x):
         return x.astype(np.float32) / np.float32(255.0)
     return x.astype(np.float32, copy=False)
 
+
 def _binarize_uint8(x, seed, chunk=4096):
     """Stochastic binarization as uint8 0/1: pixel is 1 with probability equal to its intensity."""
     x = _as_pixels(np.asarray(x), "the array", "binarize()")
@@ -265,6 +271,7 @@ def _binarize_uint8(x, seed, chunk=4096):
         u = rng.random(block.shape, dtype=np.float32)
         flat_out[start : start + chunk] = u < p
     return out
+
 
 def binarize(x, seed):
     """Binarizes images once, deterministically: each pixel is 1 with probability = intensity.
@@ -286,8 +293,6 @@ def binarize(x, seed):
     """
     return _binarize_uint8(x, seed).astype(np.float32)
 
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 def _describe(v):
     if isinstance(v, np.ndarray):

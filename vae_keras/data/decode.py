@@ -6,11 +6,13 @@ import io
 
 import numpy as np
 
-from vae_keras.data.arrays import _composite_on_black, _is_int, _resize_one
+from vae_keras import checks
+from vae_keras.data.arrays import _composite_on_black, _resize_one
 from vae_keras.errors import ConfigError, DataError
 
 _LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, the weights of PIL's "L" conversion
 _GRAY_MODES = ("1", "L", "F")  # 8-bit (or float) grayscale PIL modes; "I*" (16/32-bit) is scaled
+
 
 def _check_image_shape(image_shape):
     """None, or ``(H, W, C)`` as ints with H, W > 0 and C in (1, 3)."""
@@ -18,7 +20,7 @@ def _check_image_shape(image_shape):
         return None
     try:
         h, w, c = image_shape
-        ok = all(_is_int(v) for v in (h, w, c)) and h > 0 and w > 0 and c in (1, 3)
+        ok = all(checks.is_integer(v, numpy=True) for v in (h, w, c)) and h > 0 and w > 0 and c in (1, 3)
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -27,6 +29,7 @@ def _check_image_shape(image_shape):
             f"channels. Received: image_shape={image_shape!r}"
         )
     return int(h), int(w), int(c)
+
 
 def _convert_channels(x, channels):
     """uint8 ``[..., 1 or 3]`` -> ``[..., channels]``: grey repeated into R, G and B; colour to luma."""
@@ -37,12 +40,14 @@ def _convert_channels(x, channels):
     luma = x.astype(np.float64) @ np.asarray(_LUMA_WEIGHTS)
     return np.clip(np.floor(luma + 0.5), 0, 255).astype(np.uint8)[..., np.newaxis]
 
+
 def _conform(pixels, image_shape):
     """uint8 ``[H, W, 1 or 3]`` -> ``image_shape`` ``(h, w, c)``: channels converted, then resized."""
     from PIL import Image
 
     h, w, c = image_shape
     return _resize_one(_convert_channels(pixels, c), (h, w), Image)
+
 
 def _undecodable(name, formats, error):
     """The DataError for image bytes that cannot be read or decoded."""
@@ -55,6 +60,7 @@ def _undecodable(name, formats, error):
     return DataError(
         f"{name} cannot be read ({cause}). It is corrupt, truncated or not a PNG/JPEG: replace or remove it."
     )
+
 
 def _pil_pixels(im):
     """A loaded PIL image -> uint8 ``[H, W, 1]`` (grayscale) or ``[H, W, 3]`` (colour), alpha on black."""
@@ -74,6 +80,7 @@ def _pil_pixels(im):
     if mode in ("RGBA", "RGBa"):
         return _composite_on_black(np.asarray(im.convert("RGBA")))
     return np.asarray(im.convert("RGB"))
+
 
 def decode_image_bytes(payload, image_shape=None, *, name="The image", formats=None, max_pixels=None):
     """Decodes one image file's bytes with the module's channel rules: the one decoder of image files.

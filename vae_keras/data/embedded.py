@@ -18,6 +18,7 @@ def claim(spec, path):
 def load(claimed, image_size):
     return _load_mnist_10k(image_size)
 
+
 def _load_mnist_10k(image_size):
     ref = importlib.resources.files("vae_keras") / "data_files" / "mnist10k.npz"
     with importlib.resources.as_file(ref) as path:

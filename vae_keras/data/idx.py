@@ -30,6 +30,7 @@ _KNOWN_IDX_CLASS_NAMES = {
     "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7": FASHION_MNIST_CLASSES,  # Fashion-MNIST
 }
 
+
 def claim(spec, path):
     """The absolute path of an existing folder holding IDX images, else None."""
     if path is not None and os.path.isdir(path) and (_find_idx(path, "train", "images") or _find_idx(path, "t10k", "images")):
@@ -40,10 +41,12 @@ def claim(spec, path):
 def load(path, image_size):
     return _load_idx_folder(path, path, image_size)
 
+
 def _idx_candidates(prefix, kind):
     dims = "idx3" if kind == "images" else "idx1"
     stems = (f"{prefix}-{kind}-{dims}-ubyte", f"{prefix}-{kind}.{dims}-ubyte")
     return [s + ext for s in stems for ext in ("", ".gz")]
+
 
 def _find_idx(folder, prefix, kind):
     for fname in _idx_candidates(prefix, kind):
@@ -51,6 +54,7 @@ def _find_idx(folder, prefix, kind):
         if os.path.isfile(p):
             return p
     return None
+
 
 def read_idx(path, kind="images"):
     """Reads an IDX file (optionally gzipped) of unsigned bytes into a numpy array.
@@ -103,6 +107,7 @@ def read_idx(path, kind="images"):
             f"{len(raw)} bytes. Download it again."
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
 
 def _load_idx_folder(folder, name, image_size):
     train_x = _find_idx(folder, "train", "images")

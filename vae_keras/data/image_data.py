@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from vae_keras import checks
 from vae_keras.data.arrays import (
     _as_class_names,
     _as_images,
@@ -15,7 +16,6 @@ from vae_keras.data.arrays import (
     _check_image_size,
     _describe,
     _holdout_indices,
-    _is_int,
     _resize_images,
     to_float,
     validation_indices,
@@ -207,8 +207,8 @@ class ImageData:
         (100, 10)
         """
         for arg, v in (("n_train", n_train), ("n_test", n_test)):
-            if v is not None and (not _is_int(v) or v < 1):
-                raise ConfigError(f"{arg} must be None or a positive int. Received: {arg}={v!r}")
+            if v is not None:
+                checks.check_integer(arg, v, 1, numpy=True, message="{name} must be None or a positive int. Received: {name}={value!r}")
 
         def cut(a, n):
             return a if a is None or n is None else a[:n]
@@ -293,16 +293,12 @@ class ImageData:
         """
         if split not in ("train", "test"):
             raise ConfigError(f"split must be 'train' or 'test'. Received: split={split!r}")
-        if not _is_int(batch_size) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
-        if not _is_int(seed):
-            raise ConfigError(f"seed must be an int. Received: seed={seed!r}")
-        if not _is_int(skip_epochs) or skip_epochs < 0:
-            raise ConfigError(f"skip_epochs must be an int >= 0. Received: skip_epochs={skip_epochs!r}")
-        if binarize_seed is not None and not _is_int(binarize_seed):
-            raise ConfigError(
-                f"binarize_seed must be None or an int. Received: binarize_seed={binarize_seed!r}"
-            )
+        checks.check_integer("batch_size", batch_size, 1, numpy=True, message="{name} must be a positive int. Received: {name}={value!r}")
+        checks.check_integer("seed", seed, numpy=True, message="{name} must be an int. Received: {name}={value!r}")
+        checks.check_integer("skip_epochs", skip_epochs, 0, numpy=True, message="{name} must be an int >= 0. Received: {name}={value!r}")
+        if binarize_seed is not None:
+            checks.check_integer("binarize_seed", binarize_seed, numpy=True,
+                                 message="{name} must be None or an int. Received: {name}={value!r}")
         x = self.x_train if split == "train" else self.x_test
         y = self.y_train if split == "train" else self.y_test
         if with_labels and y is None:
@@ -339,6 +335,7 @@ class ImageData:
         if cache and not shuffle:
             ds = ds.cache()
         return ds.prefetch(tf.data.AUTOTUNE)
+
 
 def _shuffled_index_batches(n, batch_size, seed, drop_remainder, skip_epochs=0):
     """Batches of indices into ``n`` images, in a new random order on every pass over the dataset.

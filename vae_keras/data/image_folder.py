@@ -23,8 +23,10 @@ def claim(spec, path):
 def load(path, image_size):
     return _load_image_folder(path, path, image_size)
 
+
 def _is_image_file(fname):
     return not fname.startswith(".") and fname.lower().endswith(IMAGE_EXTENSIONS)
+
 
 def _images_under(folder):
     """All image files below ``folder`` (recursive, hidden entries skipped), sorted.
@@ -46,6 +48,7 @@ def _images_under(folder):
         dirs[:] = kept
         found.extend(os.path.join(root, f) for f in sorted(files) if _is_image_file(f))
     return found
+
 
 def _scan_split(folder):
     """Returns ``(files, class_of_file)``; ``class_of_file`` is None for unlabelled images."""
@@ -75,6 +78,7 @@ def _scan_split(folder):
         return files, labels
     return loose, None
 
+
 def _read_image(path):
     """Reads one image file as uint8 [H, W, 1] (grayscale) or [H, W, 3] (colour)."""
     name = f"Image file '{path}'"
@@ -85,11 +89,13 @@ def _read_image(path):
         raise _undecodable(name, None, e) from None
     return decode_image_bytes(payload, name=name)
 
+
 def _read_images(paths):
     if len(paths) > 64:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             return list(pool.map(_read_image, paths))
     return [_read_image(p) for p in paths]
+
 
 def _load_image_folder(folder, name, image_size):
     train_dir, test_dir = os.path.join(folder, "train"), os.path.join(folder, "test")

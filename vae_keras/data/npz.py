@@ -22,6 +22,7 @@ def claim(spec, path):
 def load(path, image_size):
     return _load_npz(path, path, image_size)
 
+
 def _load_npz(path, name, image_size):
     """Loads an ``.npz`` with ``x_train`` (``y_train``, ``x_test``, ``y_test``, ``class_names``)."""
     source = f"'{path}'"

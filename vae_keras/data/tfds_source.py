@@ -20,6 +20,7 @@ from vae_keras.errors import DataError
 _TFDS_PROBE_URL = "https://storage.googleapis.com/tfds-data/"
 _TFDS_PROBE_SECONDS = 5.0
 
+
 def claim(spec, path):
     """``(builder, spec)`` when ``spec`` is not a path but a TensorFlow Datasets name, else None."""
     if path is not None or spec.lower().endswith(".npz"):
@@ -31,6 +32,7 @@ def claim(spec, path):
 def load(claimed, image_size):
     builder, name = claimed
     return _load_tfds(builder, name, image_size)
+
 
 def _tfds_builder(spec):
     """The TFDS builder for ``spec``, or None if it is not a TFDS dataset name."""
@@ -45,6 +47,7 @@ def _tfds_builder(spec):
     except (ValueError, TypeError):
         # Names TFDS cannot even parse ("a b", "x:y:z") are not dataset names either.
         return None
+
 
 def _tfds_to_numpy(builder, split, image_key, label_key):
     ds = builder.as_dataset(split=split, shuffle_files=False)
@@ -66,10 +69,12 @@ def _tfds_to_numpy(builder, split, image_key, label_key):
         ys.append(ye)
     return None, np.asarray(ys, np.int64), xs
 
+
 def _uint16_to_uint8(x):
     if x is None or x.dtype != np.uint16:
         return x
     return np.rint(x / 257.0).astype(np.uint8)
+
 
 def _probe_url(url, seconds):
     """None if ``url`` answers (any HTTP status) within ``seconds``, else why not ("URLError: ...").
@@ -98,6 +103,7 @@ def _probe_url(url, seconds):
     thread.join(seconds)
     return outcome.get("error", f"no answer within {seconds:g} s")
 
+
 def _tfds_local_copy_hint(name, data_dir):
     return (
         f"Use a local copy: prepare {name!r} on a machine with network access (`tfds build {name}`) and "
@@ -105,6 +111,7 @@ def _tfds_local_copy_hint(name, data_dir):
         "IDX folder (e.g. /usr/share/datasets/fashion-mnist from Debian's dataset-fashion-mnist), an "
         ".npz or an image folder; or use the embedded 'mnist-10k'."
     )
+
 
 def _prepare_tfds(builder, name):
     """Makes sure ``builder``'s data is prepared, failing fast with one line when it cannot be downloaded.
@@ -137,6 +144,7 @@ def _prepare_tfds(builder, name):
             f"({cause}). {_tfds_local_copy_hint(name, data_dir)}"
         ) from None
 
+
 def _tree_entries(root):
     """Every path below ``root`` (files and folders), as a set; empty if ``root`` does not exist."""
     found = set()
@@ -144,6 +152,7 @@ def _tree_entries(root):
         found.update(os.path.join(base, d) for d in dirs)
         found.update(os.path.join(base, f) for f in files)
     return found
+
 
 def _remove_new_partial_files(root, before, remove_root=False):
     """Removes what a failed TFDS download left below ``root``: new temporary files and folders
@@ -169,6 +178,7 @@ def _remove_new_partial_files(root, before, remove_root=False):
             os.rmdir(root)
         except OSError:
             pass
+
 
 def _load_tfds(builder, name, image_size):
     import tensorflow_datasets as tfds

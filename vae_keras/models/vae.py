@@ -23,8 +23,8 @@ import math
 import keras
 from keras import ops
 
+from vae_keras import checks, networks
 from vae_keras import likelihoods as likelihoods_lib
-from vae_keras import networks
 from vae_keras import options as options_lib
 from vae_keras.errors import ConfigError
 from vae_keras.layers import Sampling
@@ -100,14 +100,13 @@ class VAE(keras.Model):
         super().__init__(**kwargs)
         for name, value in (("beta", beta), ("free_bits", free_bits), ("capacity_max", capacity_max),
                             ("capacity_gamma", capacity_gamma)):
-            options_lib.check_non_negative(name, value)
-        options_lib.check_count("kl_warmup_steps", kl_warmup_steps, 0)
-        options_lib.check_count("capacity_steps", capacity_steps, 1)
-        options_lib.check_count("iw_samples", iw_samples, 1)
-        if objective not in OBJECTIVES:
-            raise ConfigError(f"objective must be one of {OBJECTIVES}. Received: objective={objective!r}")
+            checks.check_number(name, value)
+        checks.check_integer("kl_warmup_steps", kl_warmup_steps, 0)
+        checks.check_integer("capacity_steps", capacity_steps, 1)
+        checks.check_integer("iw_samples", iw_samples, 1)
+        checks.check_choice("objective", objective, OBJECTIVES)
         if num_classes is not None:
-            options_lib.check_count("num_classes", num_classes, 2)
+            checks.check_integer("num_classes", num_classes, 2)
         likelihood = likelihoods_lib.get(likelihood)
         options_lib.check_model_options(
             objective=objective, beta=beta, kl_warmup=kl_warmup_steps, free_bits=free_bits, capacity_max=capacity_max,
