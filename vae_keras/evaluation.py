@@ -17,7 +17,7 @@ import tensorflow as tf
 from vae_keras import checks
 from vae_keras import labels as labels_lib
 from vae_keras.errors import ConfigError
-from vae_keras.models.vae import gaussian_kl
+from vae_keras.gaussian import gaussian_kl
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[z_j]) > 0.01
 

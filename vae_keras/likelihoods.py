@@ -13,8 +13,7 @@ from keras import ops
 
 from vae_keras import checks
 from vae_keras.errors import ConfigError
-
-LOG_2PI = math.log(2.0 * math.pi)
+from vae_keras.gaussian import LOG_2PI
 
 
 class Likelihood(abc.ABC):

@@ -27,29 +27,10 @@ from vae_keras import checks, networks
 from vae_keras import likelihoods as likelihoods_lib
 from vae_keras import options as options_lib
 from vae_keras.errors import ConfigError
+from vae_keras.gaussian import LOG_2PI, diag_normal_log_prob_of_noise, gaussian_kl, standard_normal_log_prob  # noqa: F401 - LOG_2PI re-exported
 from vae_keras.layers import Sampling
 
 OBJECTIVES = ("elbo", "iwae")
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-def gaussian_kl(z_mean, z_log_var):
-    """KL(N(mean, exp(log_var)) || N(0, 1)) per latent dim: a tensor shaped like z_mean."""
-    return 0.5 * (ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var)
-
-
-def standard_normal_log_prob(z):
-    """log N(z; 0, I) summed over the last axis."""
-    return ops.sum(-0.5 * (ops.square(z) + LOG_2PI), axis=-1)
-
-
-def diag_normal_log_prob_of_noise(eps, log_var):
-    """log N(z; mean, diag exp(log_var)) for z = mean + exp(log_var / 2) * eps, summed over the last axis.
-
-    Computed from the standard-normal noise eps rather than from z - mean, which loses every digit
-    of eps once exp(log_var / 2) is far below the rounding error of mean.
-    """
-    return ops.sum(-0.5 * (LOG_2PI + log_var + ops.square(eps)), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
