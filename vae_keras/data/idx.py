@@ -144,13 +144,5 @@ def _load_idx_folder(folder, name, image_size):
         class_names = _as_class_names(np.array(names, dtype=str), (y_tr, y_te), f"'{classes_txt}' (one name per line)")
     elif y_tr is not None:
         class_names = _KNOWN_IDX_CLASS_NAMES.get(hashlib.sha256(np.ascontiguousarray(y_tr).tobytes()).hexdigest())
-    return ImageData.from_arrays(
-        x_tr,
-        y_tr,
-        x_te,
-        y_te,
-        class_names=class_names,
-        name=name,
-        image_size=image_size,
-        source=f"IDX folder '{folder}'",
-    )
+    return ImageData.from_arrays(x_tr, y_tr, x_te, y_te, class_names=class_names, name=name, image_size=image_size,
+                                 source=f"IDX folder '{folder}'")

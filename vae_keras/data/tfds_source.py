@@ -226,13 +226,5 @@ def _load_tfds(builder, name, image_size):
     if label_key:
         names = features[label_key].names
         class_names = np.array(names) if names else None
-    return ImageData.from_arrays(
-        x_tr,
-        y_tr,
-        x_te,
-        y_te,
-        class_names=class_names,
-        name=name,
-        image_size=image_size,
-        source=f"TensorFlow Datasets {name!r}",
-    )
+    return ImageData.from_arrays(x_tr, y_tr, x_te, y_te, class_names=class_names, name=name, image_size=image_size,
+                                 source=f"TensorFlow Datasets {name!r}")
