@@ -53,7 +53,7 @@ def _child(spec):
 
 def run_variant(name, workers, args, workdir, repeat):
     """Starts the process(es) of one variant, waits, and returns the chief's result dict."""
-    from vae_keras.distribute import free_loopback_ports
+    from tests.cluster_helpers import free_loopback_ports  # test-only helper; the repository root is on sys.path
 
     ports = free_loopback_ports(workers)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}

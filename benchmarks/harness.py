@@ -212,7 +212,7 @@ class LogitsAdapter:
         return z_mean, z_log_var
 
     def log_importance_weights(self, x, num_samples, seed=None):
-        from vae_keras.models.vae import diag_normal_log_prob_of_noise, standard_normal_log_prob
+        from vae_keras.gaussian import diag_normal_log_prob_of_noise, standard_normal_log_prob
 
         z_mean, z_log_var = self.encode(x)
         batch = ops.shape(z_mean)[0]

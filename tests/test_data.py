@@ -22,7 +22,7 @@ from PIL import Image
 from vae_keras import data
 from vae_keras.errors import ConfigError, DataError
 
-MNIST_NPZ = Path(data.__file__).parent / "data_files" / "mnist10k.npz"
+MNIST_NPZ = Path(data.__file__).parent.parent / "data_files" / "mnist10k.npz"
 MNIST_SHA256 = "088058cfb015d8cfce5208785bdda5b8bdd1748b73c1e2113fcfae4e12f08b32"
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -712,7 +712,7 @@ def test_tfds_mock(name, shape, tfds_prepared_dir, monkeypatch):
     def no_probe(*args):
         raise AssertionError("a prepared dataset must not probe the network")
 
-    monkeypatch.setattr(data, "_probe_url", no_probe, raising=False)
+    monkeypatch.setattr(data.tfds_source, "_probe_url", no_probe)
     with tfds.testing.mock_data(num_examples=6, data_dir=tfds_prepared_dir):
         d = data.load_images(name)
     assert d.name == name
@@ -794,7 +794,7 @@ def test_tfds_failed_download_removes_its_partial_files(tfds_empty_data_dir, mon
         (incomplete / "mnist-train.tfrecord").write_bytes(b"half")
         raise OSError("Connection reset by peer")
 
-    monkeypatch.setattr(data, "_probe_url", lambda *args: None, raising=False)
+    monkeypatch.setattr(data.tfds_source, "_probe_url", lambda *args: None)
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", partial_download)
     with pytest.raises(DataError, match=r"could not download or prepare 'mnist' into data_dir .*Connection reset.*mnist-10k"):
         data.load_images("mnist")

@@ -35,6 +35,7 @@ from vae_keras import distribute, exported
 from vae_keras.cli import main
 from vae_keras.errors import ConfigError
 
+from cluster_helpers import free_loopback_ports
 from conftest import REPO_ROOT
 
 ATOL_WEIGHTS = 1e-5
@@ -370,7 +371,7 @@ def test_two_workers_match_single_process(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER_SCRIPT)
     base = {"n_train": 300, "n_test": 100, "sgd_lr": 2e-3, "config": SMALL_CONFIG, "variants": EXACT_VARIANTS}
-    ports = distribute.free_loopback_ports(2)
+    ports = free_loopback_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     try:

@@ -137,7 +137,7 @@ class TestConditional:
             evaluation.evaluate(cvae, x, iw_samples=2)
 
     def test_cli_conditional_train_and_sample_a_row_per_class(self, tmp_path, capsys):
-        d = np.load(os.path.join(os.path.dirname(data.__file__), "data_files", "mnist10k.npz"))
+        d = np.load(os.path.join(os.path.dirname(os.path.dirname(data.__file__)), "data_files", "mnist10k.npz"))
         np.savez(tmp_path / "d.npz", x_train=d["x_train"][:300], y_train=d["y_train"][:300],
                  x_test=d["x_test"][:50], y_test=d["y_test"][:50], class_names=np.array(list("abcdefghij")))
         assert main(["train", "--dataset", str(tmp_path / "d.npz"), "--conditional", "--epochs", "1", "--hidden", "16",

@@ -8,11 +8,14 @@ shows it).
 import argparse
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
 
 import numpy as np
+
+from vae_keras import checks
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -38,64 +41,14 @@ class _UsageError(Exception):
     pass
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, received {text!r}") from None
-    if not 0 < value < float("inf"):  # also refuses nan
-        raise argparse.ArgumentTypeError(f"expected a number > 0, received {text!r}")
-    return value
-
-
-def _finite_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number, received {text!r}")
-    return value
-
-
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0 and < 1, received {text!r}") from None
-    if not 0.0 <= value < 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"expected a number >= 0 and < 1, received {text!r}")
-    return value
-
-
-def _hidden(text):
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 512,256, received {text!r}")
-    return values
+# Flag types (vae_keras.checks.argument_type): a refused value is argparse's one line "expected ..., received '...'".
+_positive_int = checks.argument_type(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = checks.argument_type(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = checks.argument_type(float, lambda v: 0 < v < float("inf"), "a number > 0")  # also refuses nan
+_finite_float = checks.argument_type(float, math.isfinite, "a finite number", unconvertible="a number")
+_fraction = checks.argument_type(float, lambda v: 0.0 <= v < 1.0, "a number >= 0 and < 1")  # also refuses nan
+_hidden = checks.argument_type(lambda text: tuple(int(v) for v in text.split(",") if v.strip()),
+                               lambda v: bool(v) and min(v) >= 1, "comma-separated positive integers such as 512,256")
 
 
 def build_parser():

@@ -14,8 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_keras import checks
+from vae_keras import labels as labels_lib
 from vae_keras.errors import ConfigError
-from vae_keras.models.vae import gaussian_kl
+from vae_keras.gaussian import gaussian_kl
 from vae_keras.nll_kinds import (  # noqa: F401 - re-exported: evaluation.DISCRETE, evaluation.nll_kind, ...
     DENSITY,
     DISCRETE,
@@ -51,10 +53,8 @@ def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20
         (the mean of the K log-weights, an unbiased ELBO estimate), for the first n images: all N,
         or as many as ``max_seconds`` allowed.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ConfigError(f"num_samples must be a positive integer. Received: num_samples={num_samples!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
+        checks.check_integer(name, value, 1, numpy=True, message="{name} must be a positive integer. Received: {name}={value!r}")
     x = np.asarray(x, np.float32)
     chunk = int(max(1, min(num_samples, max_decodes // batch_size)))
     generator = keras.random.SeedGenerator(seed)
@@ -102,12 +102,10 @@ def _check_labels(model, labels, n):
         return None
     if labels is None:
         raise ConfigError("A conditional model is evaluated on (images, labels): pass labels=[N] integers. Received: labels=None")
-    labels = np.asarray(labels)
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ConfigError(f"labels must be {n} integers. Received an array of shape {labels.shape}, dtype {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= model.num_classes):
-        raise ConfigError(f"labels must lie in 0..{model.num_classes - 1}. Received values {labels.min()}..{labels.max()}")
-    return labels.astype(np.int32)
+    return labels_lib.check_labels(
+        labels, n, model.num_classes,
+        shape_message="labels must be {n} integers. Received an array of shape {shape}, dtype {dtype}",
+        range_message="labels must lie in 0..{top}. Received values {low}..{high}")
 
 
 def latent_statistics(model, x, batch_size=500, labels=None):

@@ -10,7 +10,8 @@ import os
 
 import numpy as np
 
-from vae_keras import layout
+from vae_keras import checks, layout
+from vae_keras import labels as labels_lib
 from vae_keras.errors import ConfigError, ModelDirError
 
 REQUIRED_SIGNATURES = {
@@ -175,15 +176,12 @@ class ExportedVAE:
             return {}
         if label is None:
             raise ConfigError(f"This conditional model needs a label in 0..{self.num_classes - 1} for every image. Received: label=None")
-        labels = np.broadcast_to(np.asarray(label), (n,)) if np.ndim(label) == 0 else np.asarray(label)
-        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-            raise ConfigError(f"Labels must be {n} integers. Received an array of shape {labels.shape} and dtype {labels.dtype}")
-        bad = labels[(labels < 0) | (labels >= self.num_classes)]
-        if bad.size:
-            raise ConfigError(
-                f"Label {int(bad[0])} is outside the trained range 0..{self.num_classes - 1} "
-                f"({', '.join(self.class_names)}). Received: label={label!r}")
-        return {"label": labels.astype(np.int32)}
+        labels = labels_lib.check_labels(
+            label, n, self.num_classes, broadcast=True,
+            shape_message="Labels must be {n} integers. Received an array of shape {shape} and dtype {dtype}",
+            range_message="Label {bad} is outside the trained range 0..{top} ({names}). Received: label={label!r}",
+            names=", ".join(self.class_names), label=label)
+        return {"label": labels}
 
     def reconstruct(self, x, label=None):
         """serving_default: dict with x_mean, z_mean, z_log_var."""
@@ -210,10 +208,8 @@ class ExportedVAE:
         """
         import tensorflow as tf
 
-        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 0:
-            raise ConfigError(f"num_samples must be an integer >= 0. Received: num_samples={num_samples!r}")
-        if not (isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")):
-            raise ConfigError(f"temperature must be a finite number >= 0. Received: temperature={temperature!r}")
+        checks.check_integer("num_samples", num_samples, 0, numpy=True)
+        checks.check_number("temperature", temperature)
         seed = int(np.int32(np.int64(seed) & 0xFFFFFFFF)) if not -2**31 <= int(seed) < 2**31 else int(seed)
         labels = self._labels(label, int(num_samples))
         if temperature == 1.0:

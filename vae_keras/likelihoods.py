@@ -11,9 +11,9 @@ import math
 import keras
 from keras import ops
 
+from vae_keras import checks
 from vae_keras.errors import ConfigError
-
-LOG_2PI = math.log(2.0 * math.pi)
+from vae_keras.gaussian import LOG_2PI
 
 
 class Likelihood(abc.ABC):
@@ -160,8 +160,7 @@ class DiscretizedLogistic(Likelihood):
     param_names = ("x_loc", "x_log_scale")
 
     def __init__(self, num_levels=256, min_log_scale=-7.0):
-        if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 2:
-            raise ConfigError(f"num_levels must be an integer >= 2. Received: num_levels={num_levels!r}")
+        checks.check_integer("num_levels", num_levels, 2)
         self.num_levels = num_levels
         self.min_log_scale = float(min_log_scale)
 

@@ -10,6 +10,7 @@ import math
 import keras
 from keras import layers
 
+from vae_keras import checks
 from vae_keras.errors import ConfigError
 from vae_keras.layers import LogVarianceClip
 
@@ -29,14 +30,11 @@ def _check_image_shape(image_shape):
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
-    return value
+    return checks.check_integer(name, value, 1, message="{name} must be a positive integer. Received: {name}={value!r}")
 
 
 def _check_network(network):
-    if network not in NETWORKS:
-        raise ConfigError(f"network must be one of {NETWORKS}. Received: network={network!r}")
+    checks.check_choice("network", network, NETWORKS)
 
 
 def default_hidden(network, image_shape):

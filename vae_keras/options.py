@@ -25,7 +25,6 @@ capacity target do not apply: a capacity run validates the ELBO, reconstruction 
 """
 
 import dataclasses
-import math
 
 from vae_keras.errors import ConfigError
 
@@ -143,14 +142,3 @@ def check_training_options(options, cli=True):
         if rule.when(options):
             _raise(rule, options, cli)
 
-
-def check_non_negative(name, value):
-    """``value`` must be a finite number >= 0 (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not value >= 0:
-        raise ConfigError(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
-
-
-def check_count(name, value, minimum):
-    """``value`` must be an integer >= ``minimum`` (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")

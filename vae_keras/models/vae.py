@@ -23,33 +23,14 @@ import math
 import keras
 from keras import ops
 
+from vae_keras import checks, networks
 from vae_keras import likelihoods as likelihoods_lib
-from vae_keras import networks
 from vae_keras import options as options_lib
 from vae_keras.errors import ConfigError
+from vae_keras.gaussian import LOG_2PI, diag_normal_log_prob_of_noise, gaussian_kl, standard_normal_log_prob  # noqa: F401 - LOG_2PI re-exported
 from vae_keras.layers import Sampling
 
 OBJECTIVES = ("elbo", "iwae")
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-def gaussian_kl(z_mean, z_log_var):
-    """KL(N(mean, exp(log_var)) || N(0, 1)) per latent dim: a tensor shaped like z_mean."""
-    return 0.5 * (ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var)
-
-
-def standard_normal_log_prob(z):
-    """log N(z; 0, I) summed over the last axis."""
-    return ops.sum(-0.5 * (ops.square(z) + LOG_2PI), axis=-1)
-
-
-def diag_normal_log_prob_of_noise(eps, log_var):
-    """log N(z; mean, diag exp(log_var)) for z = mean + exp(log_var / 2) * eps, summed over the last axis.
-
-    Computed from the standard-normal noise eps rather than from z - mean, which loses every digit
-    of eps once exp(log_var / 2) is far below the rounding error of mean.
-    """
-    return ops.sum(-0.5 * (LOG_2PI + log_var + ops.square(eps)), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -100,14 +81,13 @@ class VAE(keras.Model):
         super().__init__(**kwargs)
         for name, value in (("beta", beta), ("free_bits", free_bits), ("capacity_max", capacity_max),
                             ("capacity_gamma", capacity_gamma)):
-            options_lib.check_non_negative(name, value)
-        options_lib.check_count("kl_warmup_steps", kl_warmup_steps, 0)
-        options_lib.check_count("capacity_steps", capacity_steps, 1)
-        options_lib.check_count("iw_samples", iw_samples, 1)
-        if objective not in OBJECTIVES:
-            raise ConfigError(f"objective must be one of {OBJECTIVES}. Received: objective={objective!r}")
+            checks.check_number(name, value)
+        checks.check_integer("kl_warmup_steps", kl_warmup_steps, 0)
+        checks.check_integer("capacity_steps", capacity_steps, 1)
+        checks.check_integer("iw_samples", iw_samples, 1)
+        checks.check_choice("objective", objective, OBJECTIVES)
         if num_classes is not None:
-            options_lib.check_count("num_classes", num_classes, 2)
+            checks.check_integer("num_classes", num_classes, 2)
         likelihood = likelihoods_lib.get(likelihood)
         options_lib.check_model_options(
             objective=objective, beta=beta, kl_warmup=kl_warmup_steps, free_bits=free_bits, capacity_max=capacity_max,
