@@ -263,11 +263,12 @@ def condition_labels(n, cls, num_classes):
     >>> condition_labels(5, None, 3).tolist(), condition_labels(2, 1, 3).tolist()
     ([0, 1, 2, 0, 1], [1, 1])
     """
+    from vae_keras.labels import check_labels
+
     if cls is None:
         return (np.arange(int(n)) % int(num_classes)).astype(np.int32)
-    if not 0 <= int(cls) < int(num_classes):
-        raise ValueError(f"class {cls} is outside 0..{int(num_classes) - 1}")
-    return np.full(int(n), int(cls), np.int32)
+    return check_labels(int(cls), int(n), int(num_classes), broadcast=True, error=ValueError,
+                        shape_message="class must be one integer, received {shape}", range_message="class {bad} is outside 0..{top}")
 
 
 def default_traversal_dims(card, latent_dim, k=3):
