@@ -77,6 +77,12 @@ class _Trackers(keras.Model):
     def metrics(self):
         return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
 
+    def _apply(self, tape, total, reconstruction, kl):
+        """The example's update: the gradient of ``total`` (recorded on ``tape``) applied, the trackers updated."""
+        grads = tape.gradient(total, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        return self._report(total, reconstruction, kl)
+
     def _report(self, total, reconstruction, kl):
         self.total_loss_tracker.update_state(total)
         self.reconstruction_loss_tracker.update_state(reconstruction)
@@ -151,9 +157,7 @@ class KerasExampleVAE(_Trackers):
             )
             kl_loss = _kl(z_mean, z_log_var)
             total_loss = reconstruction_loss + kl_loss
-        grads = tape.gradient(total_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._report(total_loss, reconstruction_loss, kl_loss)
+        return self._apply(tape, total_loss, reconstruction_loss, kl_loss)
 
 
 def build_keras_example(image_shape=IMAGE_SHAPE, seed=0):
@@ -217,9 +221,7 @@ class BurdaVAE(_Trackers):
             reconstruction_loss = ops.mean(ops.sum(bce, axis=(1, 2, 3)))
             kl_loss = _kl(z_mean, z_log_var)
             total_loss = reconstruction_loss + kl_loss
-        grads = tape.gradient(total_loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._report(total_loss, reconstruction_loss, kl_loss)
+        return self._apply(tape, total_loss, reconstruction_loss, kl_loss)
 
 
 def build_burda(image_shape=IMAGE_SHAPE, seed=0):

@@ -35,6 +35,9 @@ class TrainingDivergedError(VaeKerasError):
 _TIME_BUDGETS = weakref.WeakKeyDictionary()
 
 
+UNTIL_TIME_LIMIT = 1_000_000  # the "epochs" given to fit when only a TimeLimit ends training
+
+
 class TimeLimit(keras.callbacks.Callback):
     """Stops training cleanly once ``seconds`` of training time have passed (checked every batch).
 
@@ -124,8 +127,6 @@ class ProgbarLogger(keras.callbacks.ProgbarLogger):
         self._reset_progbar()
         self._maybe_init_progbar()
         if self.verbose:
-            from vae_keras.training import UNTIL_TIME_LIMIT
-
             count = f"{epoch + 1}" if self.epochs >= UNTIL_TIME_LIMIT else f"{epoch + 1}/{self.epochs}"
             print(f"Epoch {count} (time limit {budget:g} s)", flush=True)
 

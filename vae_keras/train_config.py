@@ -10,6 +10,7 @@ import os
 
 from vae_keras import checks
 from vae_keras import options as options_lib
+from vae_keras.callbacks import UNTIL_TIME_LIMIT
 from vae_keras.distribute import STRATEGIES
 from vae_keras.errors import ConfigError
 from vae_keras.models.vae import DTYPE_POLICIES
@@ -21,7 +22,6 @@ DEFAULT_KL_WARMUP_EPOCHS = 2.0
 # Training steps per compiled call on one device: the same updates with less per-step Python overhead
 # (1.3-1.6x the images/s of one step per call for the default MLP on a 2-core CPU; benchmarks/RESULTS.md).
 DEFAULT_STEPS_PER_EXECUTION = 32
-UNTIL_TIME_LIMIT = 1_000_000  # "epochs" when only --time-limit ends training
 
 
 @dataclasses.dataclass
