@@ -267,3 +267,14 @@ def test_readme_option_table_lists_every_refused_pair():
                  frozenset({"clip_norm", "distribute"}), frozenset({"early_stopping_patience", "validation_split"}),
                  frozenset({"lr_schedule", "distribute"})}
     assert refused_in_readme == expected
+
+
+@pytest.mark.parametrize("name, value", [("time_limit", -5.0), ("time_limit", 0.0), ("clip_norm", 0.0),
+                                         ("clip_norm", -1.0), ("time_limit", float("inf"))])
+def test_a_config_files_budget_and_clip_must_be_positive_and_say_so(name, value):
+    """A config file goes through TrainConfig.validate (not argparse): a negative time limit said ">= 0"
+    although 0 is refused too."""
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{name: value}).validate()
+    message = str(info.value)
+    assert f"{name.replace('_', '-')} must be a finite number > 0" in message and ">= 0" not in message

@@ -133,17 +133,15 @@ class TrainConfig:
         for name in ("beta", "free_bits", "learning_rate", "capacity_max", "capacity_epochs", "capacity_gamma"):
             non_negative(name)
         non_negative("kl_warmup_epochs", allow_none=True)
-        non_negative("time_limit", allow_none=True)
-        non_negative("clip_norm", allow_none=True)
-        if self.clip_norm is not None and self.clip_norm <= 0:
-            raise ConfigError(f"clip-norm must be > 0. Received: {self.clip_norm!r}")
+        for name in ("time_limit", "clip_norm"):  # optional, and when given a finite number > 0 (0 is refused too)
+            if getattr(self, name) is not None:
+                checks.check_number(name.replace("_", "-"), getattr(self, name), 0, strict=True,
+                                    message="{name} must be a finite number > 0. Received: {value!r}")
         checks.check_integer("early-stopping-patience", self.early_stopping_patience, 0,
                              message="{name} must be an integer >= 0 (0 disables it). Received: {value!r}")
         checks.check_number("validation-split", self.validation_split, 0, below=1,
                             message="{name} must be a number >= 0 and < 1 (the share of the training images held out "
                                     "for validation; 0 validates on the test split). Received: {value!r}")
-        if self.time_limit is not None and self.time_limit <= 0:
-            raise ConfigError(f"time-limit must be > 0 seconds. Received: {self.time_limit!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning-rate must be > 0. Received: {self.learning_rate!r}")
         checks.check_integer("eval-iw-samples", self.eval_iw_samples, 0,
