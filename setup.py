@@ -32,6 +32,8 @@ setup(
         "pandas>=2.2",
         "pillow>=10",
         "pyyaml>=6",
+        "scikit-learn>=1.5",
+        "scipy>=1.11",
     ],
     extras_require={
         # vae-keras dashboard / vae_keras.dashboard; Streamlit as tested (the app uses bind="query-params" and lazy tabs)
