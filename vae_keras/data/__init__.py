@@ -5,7 +5,15 @@ in this order:
 
 1. ``"mnist-10k"``: 10,000 real MNIST digits shipped in the package (8,000 train / 2,000 test,
    fixed split), class names ``"0"`` .. ``"9"``. Works offline.
-2. an existing path:
+2. ``"dsprites"``: the dSprites factor grid (Matthey et al. 2017: a square, an ellipse or a heart
+   at 6 scales, 40 orientations and 32 x 32 positions; 737,280 binary 64x64 images), rendered
+   procedurally (no download). A seeded subset is held in memory (20,000 train / 5,000 test
+   images); any other combination is rendered on demand. Class labels are the shapes. The data is a
+   :class:`~vae_keras.data.factors.FactorImageData`: ``factor_names``, ``factor_sizes``,
+   ``factors_train`` / ``factors_test`` (the factor indices of every image), ``render(factors)`` and
+   ``sample_factors(n, random_state)``. The shapes, the placement rule and the subset are defined
+   in :mod:`~vae_keras.data.dsprites`. Only 64x64 (``image_size`` None or 64) is accepted.
+3. an existing path:
    - an ``.npz`` file with ``x_train`` (``y_train``, ``x_test``, ``y_test``, ``class_names``
      optional);
    - a folder of IDX files (``train-images-idx3-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``,
@@ -20,7 +28,7 @@ in this order:
      ``train/`` and a ``test/`` subfolder, those two are the splits (each laid out as above, both
      labelled or both not) and nothing else in the folder is read. Hidden entries and non-image
      files are ignored.
-3. a TensorFlow Datasets name (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, ...), loaded
+4. a TensorFlow Datasets name (``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, ...), loaded
    whole into memory: the first ``Image`` feature gives the images, the first ``ClassLabel``
    feature the labels and class names, the ``test`` split (if there is one) the test split.
    Variable-size images follow the image-folder size rule. A dataset already prepared in the TFDS
@@ -65,7 +73,8 @@ Rules applied to every source:
 
 Layout: one module per concern. :mod:`~vae_keras.data.arrays` (validation, conversion, hold-out
 rules), :mod:`~vae_keras.data.decode` (image files), :mod:`~vae_keras.data.image_data` (``ImageData``
-and its pipelines), one module per source (:mod:`~vae_keras.data.embedded`,
+and its pipelines), :mod:`~vae_keras.data.factors` (``FactorImageData``: images with known factors of
+variation), one module per source (:mod:`~vae_keras.data.embedded`, :mod:`~vae_keras.data.dsprites`,
 :mod:`~vae_keras.data.npz`, :mod:`~vae_keras.data.idx`, :mod:`~vae_keras.data.image_folder`,
 :mod:`~vae_keras.data.tfds_source`) and :mod:`~vae_keras.data.registry`, which tries the sources in
 order. A new source is one module with ``claim(spec, path)`` and ``load(claimed, image_size)`` and one
@@ -82,10 +91,11 @@ Example:
 (TensorShape([64, 28, 28, 1]), 'float32', 'int32')
 """
 
-from vae_keras.data import embedded, idx, image_folder, npz, registry, tfds_source
+from vae_keras.data import dsprites, embedded, factors, idx, image_folder, npz, registry, tfds_source
 from vae_keras.data.arrays import HOLDOUT_SEED, binarize, to_float, validation_indices
 from vae_keras.data.decode import decode_image_bytes
 from vae_keras.data.embedded import MNIST_10K
+from vae_keras.data.factors import FactorGrid, FactorImageData
 from vae_keras.data.idx import FASHION_MNIST_CLASSES, IDX_CLASSES_FILE, read_idx
 from vae_keras.data.image_data import ImageData
 from vae_keras.data.image_folder import IMAGE_EXTENSIONS
@@ -98,10 +108,14 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MNIST_10K",
     "SOURCES",
+    "FactorGrid",
+    "FactorImageData",
     "ImageData",
     "binarize",
     "decode_image_bytes",
+    "dsprites",
     "embedded",
+    "factors",
     "idx",
     "image_folder",
     "load_dataset",

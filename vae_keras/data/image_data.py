@@ -210,16 +210,7 @@ class ImageData:
             if v is not None:
                 checks.check_integer(arg, v, 1, numpy=True, message="{name} must be None or a positive int. Received: {name}={value!r}")
 
-        def cut(a, n):
-            return a if a is None or n is None else a[:n]
-
-        return dataclasses.replace(
-            self,
-            x_train=cut(self.x_train, n_train),
-            y_train=cut(self.y_train, n_train),
-            x_test=cut(self.x_test, n_test),
-            y_test=cut(self.y_test, n_test),
-        )
+        return self._take(("train", slice(n_train)), ("test", slice(n_test)))
 
     def hold_out_validation(self, fraction, seed=0):
         """Splits the training images into the part to train on and a held-out validation part.
@@ -241,14 +232,21 @@ class ImageData:
         (80, 20)
         """
         train_idx, val_idx = validation_indices(len(self.x_train), fraction, seed)
-        y = self.y_train
-        return dataclasses.replace(
-            self,
-            x_train=self.x_train[train_idx],
-            y_train=None if y is None else y[train_idx],
-            x_test=self.x_train[val_idx],
-            y_test=None if y is None else y[val_idx],
-        )
+        return self._take(("train", train_idx), ("train", val_idx))
+
+    # Per-image arrays: ``<prefix>_train`` and ``<prefix>_test`` follow their images whenever a split is
+    # cut or re-split (a subclass with more per-image arrays, e.g. `FactorImageData`, extends it).
+    _PER_IMAGE = ("x", "y")
+
+    def _take(self, train, test):
+        """A copy whose train split is ``train = (split, index)`` of this data and whose test split is ``test``:
+        every per-image array (images, labels, ...) is indexed alike, so they stay aligned."""
+        changes = {}
+        for new, (split, index) in (("train", train), ("test", test)):
+            for prefix in self._PER_IMAGE:
+                a = getattr(self, f"{prefix}_{split}")
+                changes[f"{prefix}_{new}"] = None if a is None else a[index]
+        return dataclasses.replace(self, **changes)
 
     def pipeline(
         self,

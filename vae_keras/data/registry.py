@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 
-from vae_keras.data import embedded, idx, image_folder, npz, tfds_source
+from vae_keras.data import dsprites, embedded, idx, image_folder, npz, tfds_source
 from vae_keras.data.arrays import _check_image_size
 from vae_keras.errors import DataError
 
 SOURCES = (
     embedded,  # "mnist-10k", the digits shipped in the package
+    dsprites,  # "dsprites", the dSprites factor grid rendered procedurally
     idx,  # a folder of IDX files
     image_folder,  # any other folder: PNG/JPEG images
     npz,  # an .npz file
