@@ -296,3 +296,20 @@ def test_a_conditional_model_trains_on_dsprites_and_the_command_line_samples_a_h
     assert main(["evaluate", path, "--iw-samples", "1", "--json"]) == 0
     scored = json.loads(capsys.readouterr().out)
     assert scored["dataset"] == "dsprites" and scored["num_images"] == 5000 and np.isfinite(scored["nll"])
+
+
+def test_the_readme_picture_is_the_renderer_s():
+    """docs/dsprites.png is what `python -m benchmarks.dsprites_render --picture` draws today."""
+    import sys
+
+    from PIL import Image
+
+    from conftest import REPO_ROOT
+
+    if REPO_ROOT not in sys.path:  # `benchmarks` is a folder of the repository, not an installed package
+        sys.path.insert(0, REPO_ROOT)
+    from benchmarks import dsprites_render
+
+    with Image.open(os.path.join(REPO_ROOT, "docs", "dsprites.png")) as img:
+        committed = np.asarray(img)
+    np.testing.assert_array_equal(committed, dsprites_render.picture()[..., 0])

@@ -67,7 +67,7 @@ def build_parser():
                        description="Train a VAE on a dataset and export it to OUT/NAME/VERSION (TF Serving layout).")
     # Defaults are None so that a --config file can fill what the command line leaves out.
     t.add_argument("--config", help="JSON or YAML file whose keys mirror these flags (flags given here win)")
-    t.add_argument("--dataset", help="'mnist-10k' (embedded, default), a TFDS name, or a path to an IDX folder, image folder or .npz")
+    t.add_argument("--dataset", help="'mnist-10k' (embedded, default), 'dsprites' (rendered), a TFDS name, or a path to an IDX folder, image folder or .npz")
     t.add_argument("--model", choices=["mlp", "conv"], help="encoder/decoder network (default mlp)")
     t.add_argument("--hidden", type=_hidden, help="hidden sizes, e.g. 512,256 (MLP units or conv filters)")
     t.add_argument("--latent-dim", type=_positive_int, help="size of z (default 32)")

@@ -28,12 +28,12 @@ def load_images(spec, image_size=None):
     """Loads the dataset named by ``spec`` into memory, validated; see the module docstring.
 
     Args:
-        spec: ``"mnist-10k"``, a path (``.npz`` file, IDX folder, image folder) or a TensorFlow
-            Datasets name.
+        spec: ``"mnist-10k"``, ``"dsprites"``, a path (``.npz`` file, IDX folder, image folder) or a
+            TensorFlow Datasets name.
         image_size: optional ``(H, W)`` (or an int for square images) to resize every image to.
 
     Returns:
-        An :class:`ImageData`.
+        An :class:`ImageData` (for ``"dsprites"`` a :class:`~vae_keras.data.factors.FactorImageData`).
 
     Raises:
         DataError: the spec cannot be resolved or its data cannot be used.
@@ -47,7 +47,7 @@ def load_images(spec, image_size=None):
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(
             f"A dataset spec must be a non-empty string or path. Received: {spec!r}. Use "
-            "'mnist-10k', a path to an .npz file or folder, or a TensorFlow Datasets name."
+            "'mnist-10k', 'dsprites', a path to an .npz file or folder, or a TensorFlow Datasets name."
         )
     image_size = _check_image_size(image_size)
     path = os.path.expanduser(spec)
@@ -65,7 +65,7 @@ def load_images(spec, image_size=None):
     looks_like_path = os.sep in spec or "/" in spec or spec.lower().endswith(".npz")
     what = "No such file or folder, and it" if looks_like_path else "It"
     raise DataError(
-        f"Dataset spec {spec!r} cannot be loaded. {what} is not 'mnist-10k', an existing .npz "
+        f"Dataset spec {spec!r} cannot be loaded. {what} is not 'mnist-10k', 'dsprites', an existing .npz "
         "file or folder, nor a TensorFlow Datasets name (e.g. 'mnist', 'fashion_mnist', "
         "'cifar10'). Check the spelling or the path."
     )
