@@ -29,14 +29,18 @@ lies inside the unit disk there, so it stays inside that disk at every orientati
 (10): a square of side ``s * 14.1`` px, an ellipse of ``s * 20`` by ``s * 10`` px. It is rotated by
 the orientation and centred at ``(R + x (64 - 2R), R + y (64 - 2R))`` pixels from the top-left
 corner, so x and y in [0, 1] span the frame while every sprite, at every scale and orientation,
-stays wholly inside it (as in dSprites, where positions are relative to the free space). Note
-dSprites' own symmetries: a square rotated by 90 degrees, an ellipse by 180 degrees, give the same
-image.
+stays wholly inside it, as in dSprites. The grid keeps dSprites' own symmetries: a square turned by
+90 degrees, or an ellipse by 180 degrees, gives the same image (up to pixel centres that lie exactly on
+its outline, which float rounding may put on either side).
 
 **Deterministic.** The renderer is vectorized numpy with float32 arithmetic; the sines, cosines,
 scales and centres are tables computed once, and each pixel's test uses only additions,
 multiplications and comparisons, so the same factors give the same pixels bit for bit, whatever
 other images are rendered in the same call.
+
+**Speed.** About 17,000 images/s (float32, median of 5 runs of 20,000; 24,000 in the best run) on one
+core of a 2-core machine shared with other jobs; ``load_images("dsprites")`` renders its 25,000 images
+in about a second. ``python -m benchmarks.dsprites_render`` measures both.
 
 **The subset held in memory.** All 737,280 images would take 3 GB as bytes; ``load_images("dsprites")``
 keeps :data:`TRAIN_SIZE` (20,000) training and :data:`TEST_SIZE` (5,000) test images (100 MB as
