@@ -543,3 +543,60 @@ def test_the_shell_is_drawn_before_tensorflow_is_imported(dashboard_models_dir, 
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "False tinyrgb/1 5 False", proc.stdout + proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------------------------
+# The address bar: links pin the model and the page; Back/Forward; bad parameters are reported (issue 16)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_address_names_the_shown_model_and_page_even_the_default(dashboard_models_dir, monkeypatch):
+    """A shared link keeps its meaning when a newer model is exported: the default (newest) model is in it too."""
+    at = make_app(dashboard_models_dir, monkeypatch)
+    assert at.title[0].value == "tinyrgb/1"
+    assert at.query_params["model"] == "tinyrgb/1" and at.query_params["page"] == "Overview"
+    at.sidebar.selectbox[0].select("tiny/1")
+    rerun(at)
+    assert at.query_params["model"] == "tiny/1" and at.query_params["page"] == "Overview"
+
+
+def test_back_and_forward_show_the_model_and_page_of_the_address(dashboard_models_dir, monkeypatch):
+    """Back/Forward rerun the app with the restored address: the address wins over the widgets' last values."""
+    at = make_app(dashboard_models_dir, monkeypatch)
+    at.sidebar.selectbox[0].select("tiny/1")
+    rerun(at)
+    goto(at, "Loss curves")
+    assert at.title[0].value == "tiny/1" and page(at).label == "Loss curves"
+    at.query_params["page"] = "Overview"  # Back: the browser restores the previous entry's address
+    rerun(at)
+    assert page(at).label == "Overview" and at.title[0].value == "tiny/1"
+    at.query_params["model"] = "tinyrgb/1"  # Back again
+    rerun(at)
+    assert at.title[0].value == "tinyrgb/1" and at.sidebar.selectbox[0].value == "tinyrgb/1"
+    at.query_params["model"] = "tiny/1"  # Forward
+    rerun(at)
+    assert at.title[0].value == "tiny/1" and not at.main.warning
+
+
+def test_an_unknown_page_in_the_url_is_reported_on_the_page(dashboard_models_dir, monkeypatch):
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = "Bogus"
+    at.run()
+    assert_ok(at)
+    assert page(at).label == "Overview" and at.query_params["page"] == "Overview"
+    notes = [w.value for w in at.main.warning]
+    assert len(notes) == 1 and "page 'Bogus'" in notes[0] and "showing Overview" in notes[0], notes
+    rerun(at)  # said once, for the link that asked for it
+    assert not at.main.warning
+
+
+def test_a_model_in_the_url_that_exists_but_cannot_load_is_reported_with_its_reason(dashboard_models_dir, monkeypatch):
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "broken/1"
+    at.run()
+    assert_ok(at)
+    notes = [w.value for w in at.main.warning]
+    assert len(notes) == 1 and "'broken/1', which exists but cannot be loaded" in notes[0], notes
+    assert "model_card.json" in notes[0] and at.query_params["model"] == "tinyrgb/1"

@@ -5,7 +5,8 @@ One module per concern, all re-exported here:
 - :mod:`.cards`: the models folder and the model cards (listing lines, headline figures, tables);
 - :mod:`.pictures`: a model's test images, validated uploads, per-image errors and PNG grids;
 - :mod:`.latent`: the 2-D view of the latent space (PCA), manifold grids, traversals, interpolations;
-- :mod:`.charts`: training histories and the altair charts.
+- :mod:`.charts`: training histories and the altair charts;
+- :mod:`.links`: the address bar's model and page (links, Back/Forward).
 
 Nothing here imports Streamlit or, at import, TensorFlow (test images and uploads import
 `vae_keras.data` when they are decoded; altair and pandas are imported by the builders that need them).
@@ -50,6 +51,7 @@ from vae_keras.dashboard.logic.latent import (  # noqa: F401
     normal_quantiles,
     pca_2d,
 )
+from vae_keras.dashboard.logic.links import resolve_link  # noqa: F401
 from vae_keras.dashboard.logic.pictures import (  # noqa: F401
     MAX_TEST_IMAGES,
     MAX_UPLOAD_BYTES,
