@@ -709,3 +709,20 @@ def test_loss_curves_plot_the_kl_warm_up_and_say_when_curves_are_not_comparable(
     weight = next(s for s in specs if s.get("title") == "KL weight of the training loss (warm-up)")
     assert chart_data(charts(at)[specs.index(weight)])["KL weight"].tolist() == [0.5, 1.0, 1.0]
     assert "Loss = reconstruction + β·KL." not in " ".join(captions(at))
+
+
+def test_reconstruction_caption_says_what_each_mean_is_over(tmp_path, dashboard_models_dir, monkeypatch):
+    """Issue 16 bug 7: "over all 2000 test images" was the first 2,000 of 10,000, while the card's NLL used 10,000."""
+    import shutil
+
+    dst = tmp_path / "models" / "big" / "1"
+    shutil.copytree(dashboard_models_dir / "tiny" / "2", dst)
+    card_path = dst / "assets.extra" / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["metrics"].update(test_images_available=10000, test_evaluation="all 10,000 images of the test split, K=50")
+    card_path.write_text(json.dumps(card))
+    at = make_app(tmp_path / "models", monkeypatch, page="Reconstructions")
+    text = " ".join(captions(at))
+    assert "over all 2000 test images" not in text
+    assert "over the first 2,000 of the 10,000 test images" in text, text
+    assert "the card's test metrics used all 10,000 images of the test split, K=50" in text

@@ -31,6 +31,7 @@ from vae_keras.dashboard.logic.cards import (  # noqa: F401
     model_stamp,
     models_table,
     nll_words,
+    over_test_images,
     resolve_models_dir,
     short_dataset,
     short_reason,

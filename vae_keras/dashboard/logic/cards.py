@@ -273,6 +273,30 @@ def final_figures(card, history=None):
     return figures
 
 
+def over_test_images(card, n_loaded, limit):
+    """What a dashboard figure over the loaded test images is over, beside what the card's metrics used:
+    ``n_loaded`` images are the first ones of the test split, at most ``limit`` (issue 16: "over all 2000
+    test images" was a 2,000-image subset while the card's NLL used 10,000).
+
+    Example:
+    >>> over_test_images({"metrics": {"test_images_available": 10000,
+    ...                                "test_evaluation": "all 10,000 images of the test split, K=5000"}}, 2000, 2000)
+    "the first 2,000 of the 10,000 test images (the dashboard loads at most 2,000); the card's test metrics used all 10,000 images of the test split, K=5000"
+    """
+    available = metric(card, "test_images_available")
+    if available is not None and available > n_loaded:
+        words = f"the first {n_loaded:,} of the {available:,.0f} test images (the dashboard loads at most {limit:,})"
+    elif available is not None and available == n_loaded:
+        words = f"all {n_loaded:,} test images"
+    elif n_loaded >= limit:
+        words = (f"the first {n_loaded:,} test images (the dashboard loads at most {limit:,}; the test split may "
+                 "have more)")
+    else:
+        words = f"the {n_loaded:,} test images the dashboard loaded"
+    evaluated = ((card or {}).get("metrics") or {}).get("test_evaluation")
+    return words + (f"; the card's test metrics used {evaluated}" if isinstance(evaluated, str) else "")
+
+
 def metrics_json(label, card):
     """The model card's metrics as a JSON document for download (with the model's name and dataset)."""
     import json
