@@ -157,7 +157,7 @@ METRIC_CSS = """<style>
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
   overflow-wrap: anywhere;
 }
-[data-testid="stMetricValue"] { font-size: 1.75rem; }
+[data-testid="stMetricValue"] { font-size: 1.5rem; }
 </style>"""
 
 

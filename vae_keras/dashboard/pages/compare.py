@@ -39,7 +39,7 @@ def with_separators(table):
     import pandas as pd
 
     numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-    style = table.style
+    style = table.style.format(na_rep="–")
     for fmt, cols in (("{:,.0f}", [c for c in numeric if c in COUNTS]),
                       ("{:,.4f}", [c for c in numeric if c == "bits/dim"]),
                       ("{:,.2f}", [c for c in numeric if c not in COUNTS and c != "bits/dim"])):
