@@ -561,21 +561,15 @@ def test_the_shell_is_drawn_before_tensorflow_is_imported(dashboard_models_dir, 
 # ------------------------------------------------------------------------------------------------
 
 
-def test_the_address_names_the_shown_model_and_page_even_the_default(dashboard_models_dir, monkeypatch):
-    """A shared link keeps its meaning when a newer model is exported: the default (newest) model is in it too."""
+def test_the_address_names_the_model_and_page_and_back_and_forward_follow_it(dashboard_models_dir, monkeypatch):
+    """A shared link keeps its meaning when a newer model is exported: the default (newest) model is in it too.
+    Back/Forward rerun the app with the restored address: the address wins over the widgets' last values."""
     at = make_app(dashboard_models_dir, monkeypatch)
     assert at.title[0].value == "tinyrgb/1"
     assert at.query_params["model"] == "tinyrgb/1" and at.query_params["page"] == "Overview"
     at.sidebar.selectbox[0].select("tiny/1")
     rerun(at)
     assert at.query_params["model"] == "tiny/1" and at.query_params["page"] == "Overview"
-
-
-def test_back_and_forward_show_the_model_and_page_of_the_address(dashboard_models_dir, monkeypatch):
-    """Back/Forward rerun the app with the restored address: the address wins over the widgets' last values."""
-    at = make_app(dashboard_models_dir, monkeypatch)
-    at.sidebar.selectbox[0].select("tiny/1")
-    rerun(at)
     goto(at, "Loss curves")
     assert at.title[0].value == "tiny/1" and page(at).label == "Loss curves"
     at.query_params["page"] = "Overview"  # Back: the browser restores the previous entry's address
