@@ -61,6 +61,15 @@ def chart_spec(chart):
     return json.loads(chart.proto.spec)
 
 
+def chart_data(chart):
+    """The data a chart draws (Streamlit sends it beside the spec, as Arrow)."""
+    from streamlit import dataframe_util
+
+    proto = chart.proto
+    arrow = proto.datasets[0].data.data if len(proto.datasets) else proto.data.data
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(arrow)
+
+
 def images(at):
     """Every image URL on the page (AppTest serves them content-addressed, so new pixels = new URL)."""
     return [url for img in at.image for url in img.value]
@@ -286,8 +295,8 @@ def test_loss_curves_page(app, dashboard_models_dir):
     goto(app, "Loss curves")
     card = json.loads((dashboard_models_dir / "tiny" / "2" / "assets.extra" / "model_card.json").read_text())
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Test NLL (not a likelihood of the images)"] == f"{card['metrics']['test_nll']:.2f}"
-    assert metrics["Final val loss"] == f"{card['metrics']['final_val_loss']:.2f}"
+    assert metrics["Test NLL (not a likelihood of the images)"] == f"{card['metrics']['test_nll']:.2f} nats"
+    assert metrics["Final val loss"] == f"{card['metrics']['final_val_loss']:.2f} nats"
     specs = [chart_spec(c) for c in charts(app)]
     lines = [s for s in specs if s["mark"]["type"] == "line"]
     assert [s["title"] for s in lines] == ["Loss (negative ELBO)", "Reconstruction  −log p(x|z)", "KL(q(z|x) ‖ p(z))"]
@@ -403,8 +412,8 @@ def test_compare_page(app):
     row_labels = [m.value for m in page(app).markdown if m.value.startswith("**")]
     assert row_labels == ["**mnist-10k** (28×28×1)", "**input**", "**tiny/2**", "**tiny/1**", "**tinycond/1**",
                           "**colour.npz** (8×8×3)", "**input**", "**tinyrgb/1**"]
-    urls = images(app)
-    assert len(urls) == 6 and len(set(urls)) == 6
+    urls = images(app)  # 6 rows of reconstructions, then 4 grids of samples
+    assert len(urls) == 10 and len(set(urls)) == 10
 
     widget(app.selectbox, "compare_metric").select("kl")
     rerun(app)
@@ -495,9 +504,11 @@ def test_the_dashboard_shows_what_train_wrote_in_the_card(trained_models_dir, mo
     sidebar_text = " ".join(x.value for x in at.sidebar.markdown)
     assert f"**trained/1** · mnist-10k · z=2 · test NLL {m['test_nll']:.2f}" in sidebar_text
     shown = {x.label: x.value for x in at.metric}
-    assert shown["Test NLL"] == f"{m['test_nll']:.2f}" and shown["Test ELBO"] == f"{m['test_elbo']:.2f}"
-    assert shown["Test KL"] == f"{m['test_kl']:.2f}" and shown["Active units"] == f"{m['test_active_units']:.0f}"
-    assert shown["Final train loss"] == f"{m['final_loss']:.2f}" and shown["Final val loss"] == f"{m['final_val_loss']:.2f}"
+    assert shown["Test NLL"] == f"{m['test_nll']:.2f} nats" and shown["Test ELBO"] == f"{m['test_elbo']:.2f} nats"
+    assert shown["Test KL"] == f"{m['test_kl']:.2f} nats" and shown["Active units"] == f"{m['test_active_units']:.0f} of 2"
+    assert shown["Final train loss"] == f"{m['final_loss']:.2f} nats"
+    assert shown["Final val loss"] == f"{m['final_val_loss']:.2f} nats"
+    assert shown["Test bits/dim"] == f"{m['test_bits_per_dim']:.3f} bits/dim"  # beside a discrete NLL
     assert "1 epochs" in at.caption[0].value and "bernoulli likelihood" in at.caption[0].value
 
 
@@ -543,3 +554,169 @@ def test_the_shell_is_drawn_before_tensorflow_is_imported(dashboard_models_dir, 
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "False tinyrgb/1 5 False", proc.stdout + proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------------------------
+# The address bar: links pin the model and the page; Back/Forward; bad parameters are reported (issue 16)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_address_names_the_model_and_page_and_back_and_forward_follow_it(dashboard_models_dir, monkeypatch):
+    """A shared link keeps its meaning when a newer model is exported: the default (newest) model is in it too.
+    Back/Forward rerun the app with the restored address: the address wins over the widgets' last values."""
+    at = make_app(dashboard_models_dir, monkeypatch)
+    assert at.title[0].value == "tinyrgb/1"
+    assert at.query_params["model"] == "tinyrgb/1" and at.query_params["page"] == "Overview"
+    at.sidebar.selectbox[0].select("tiny/1")
+    rerun(at)
+    assert at.query_params["model"] == "tiny/1" and at.query_params["page"] == "Overview"
+    goto(at, "Loss curves")
+    assert at.title[0].value == "tiny/1" and page(at).label == "Loss curves"
+    at.query_params["page"] = "Overview"  # Back: the browser restores the previous entry's address
+    rerun(at)
+    assert page(at).label == "Overview" and at.title[0].value == "tiny/1"
+    at.query_params["model"] = "tinyrgb/1"  # Back again
+    rerun(at)
+    assert at.title[0].value == "tinyrgb/1" and at.sidebar.selectbox[0].value == "tinyrgb/1"
+    at.query_params["model"] = "tiny/1"  # Forward
+    rerun(at)
+    assert at.title[0].value == "tiny/1" and not at.main.warning
+
+
+def test_an_unknown_page_in_the_url_is_reported_on_the_page(dashboard_models_dir, monkeypatch):
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["page"] = "Bogus"
+    at.run()
+    assert_ok(at)
+    assert page(at).label == "Overview" and at.query_params["page"] == "Overview"
+    notes = [w.value for w in at.main.warning]
+    assert len(notes) == 1 and "page 'Bogus'" in notes[0] and "showing Overview" in notes[0], notes
+    rerun(at)  # said once, for the link that asked for it
+    assert not at.main.warning
+
+
+def test_a_model_in_the_url_that_exists_but_cannot_load_is_reported_with_its_reason(dashboard_models_dir, monkeypatch):
+    monkeypatch.setenv("VAE_KERAS_MODELS_DIR", str(dashboard_models_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["model"] = "broken/1"
+    at.run()
+    assert_ok(at)
+    notes = [w.value for w in at.main.warning]
+    assert len(notes) == 1 and "'broken/1', which exists but cannot be loaded" in notes[0], notes
+    assert "model_card.json" in notes[0] and at.query_params["model"] == "tinyrgb/1"
+
+
+# ------------------------------------------------------------------------------------------------
+# Overview, Loss curves and Compare (issue 16)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_overview_metrics_have_units_and_download_as_json(app, dashboard_models_dir):
+    card = json.loads((dashboard_models_dir / "tiny" / "2" / "assets.extra" / "model_card.json").read_text())
+    values = {m.label: m.value for m in app.metric}
+    assert all(v.endswith((" nats", " bits/dim")) or " of " in v for v in values.values()), values
+    assert values["Active units"] == "2 of 2"
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert labels == ["Download metrics (JSON)"]  # the file itself: tests/test_dashboard_browser.py downloads it
+    assert card["metrics"]["test_nll"] is not None
+
+
+def test_compare_follows_the_model_shown_in_the_sidebar(dashboard_models_dir, monkeypatch):
+    """Issue 16 bug 3: model A -> Compare, switch the sidebar to B, back to Compare: B is compared."""
+    at = make_app(dashboard_models_dir, monkeypatch, model="tiny/1")
+    goto(at, "Compare")
+    widget(at.multiselect, "compare_models").set_value(["tiny/1", "tiny/2"])
+    rerun(at)
+    at.sidebar.selectbox[0].select("tinyrgb/1")
+    rerun(at)
+    goto(at, "Compare")
+    chosen = widget(at.multiselect, "compare_models").value
+    assert chosen == ["tinyrgb/1", "tiny/1", "tiny/2"]  # B first, the user's choice kept
+    assert list(at.dataframe[0].value.index) == chosen
+
+
+def test_compare_rows_order_colours_units_and_samples(dashboard_models_dir, monkeypatch):
+    from streamlit import dataframe_util
+
+    at = make_app(dashboard_models_dir, monkeypatch, model="tiny/2", page="Compare")
+    colours = {}
+
+    def colour_of():
+        scale = chart_spec(charts(at)[0])["encoding"]["color"]["scale"]
+        return dict(zip(scale["domain"], scale["range"]))
+
+    widget(at.multiselect, "compare_models").set_value(["tinyrgb/1", "tiny/1"])
+    rerun(at)
+    assert list(at.dataframe[0].value.index) == ["tinyrgb/1", "tiny/1"]  # the chosen order, not the listing's
+    shown = dataframe_util.convert_arrow_bytes_to_pandas_df(at.dataframe[0].proto.arrow_data.styler.display_values)
+    assert shown.loc["tiny/1", "parameters"] == f"{at.dataframe[0].value.loc['tiny/1', 'parameters']:,.0f}"
+    assert "," in shown.loc["tiny/1", "parameters"]  # 26,004
+    colours.update(colour_of())
+    row_labels = [m.value for m in page(at).markdown if m.value.startswith("**")]
+    assert row_labels.index("**tinyrgb/1**") < row_labels.index("**tiny/1**")
+    assert [c for img in page(at).image for c in img.captions][-2:] == ["tinyrgb/1", "tiny/1"]  # samples, in order
+
+    widget(at.multiselect, "compare_models").set_value(["tiny/1", "tinycond/1"])
+    rerun(at)
+    assert colour_of()["tiny/1"] == colours["tiny/1"]  # the same model keeps its colour
+
+    # Bits per dimension: nats per image ÷ (784 × ln 2) for these 28×28×1 models.
+    nats = chart_data(charts(at)[0])["value"].to_numpy()
+    widget(at.radio, "compare_unit").set_value("bits/dim")
+    rerun(at)
+    assert chart_spec(charts(at)[0])["encoding"]["y"]["title"] == "bits per dimension"
+    bits = chart_data(charts(at)[0])["value"].to_numpy()
+    np.testing.assert_allclose(bits, nats / (784 * np.log(2)), rtol=1e-6)
+    widget(at.checkbox, "compare_log").check()
+    rerun(at)
+    assert chart_spec(charts(at)[0])["encoding"]["y"]["scale"]["type"] == "log"
+
+
+def test_charts_scroll_the_page_and_show_the_last_point_whole(app):
+    """Scrolling over a chart scrolls the page: its scales are bound to drag (pan) without wheel zoom; the
+    scales are padded so the first and last points are not clipped at the plot's edge."""
+    for spec in (chart_spec(c) for c in charts(app)):
+        params = spec.get("params", [])
+        bound = [p for p in params if p.get("bind") == "scales"]
+        assert bound and all(p["select"].get("zoom") is False for p in bound), params
+        if spec["mark"]["type"] == "line":
+            assert spec["encoding"]["x"]["scale"]["padding"] > 0 and spec["encoding"]["y"]["scale"]["padding"] > 0
+
+
+def test_loss_curves_plot_the_kl_warm_up_and_say_when_curves_are_not_comparable(tmp_path, dashboard_models_dir,
+                                                                             monkeypatch):
+    import shutil
+
+    src = dashboard_models_dir / "tiny" / "2"
+    dst = tmp_path / "models" / "warm" / "1"
+    shutil.copytree(src, dst)
+    history = dst / "assets.extra" / "history.csv"
+    lines = history.read_text().splitlines()
+    weights = ["0.5", "1.0", "1.0"]
+    history.write_text("\n".join([lines[0] + ",kl_weight"] + [f"{row},{w}" for row, w in zip(lines[1:], weights)])
+                       + "\n")
+    at = make_app(tmp_path / "models", monkeypatch, page="Loss curves")
+    notes = [w.value for w in page(at).warning]
+    assert len(notes) == 1 and "epoch 1" in notes[0] and "not comparable" in notes[0] and "0.5" in notes[0], notes
+    specs = [chart_spec(c) for c in charts(at)]
+    weight = next(s for s in specs if s.get("title") == "KL weight of the training loss (warm-up)")
+    assert chart_data(charts(at)[specs.index(weight)])["KL weight"].tolist() == [0.5, 1.0, 1.0]
+    assert "Loss = reconstruction + β·KL." not in " ".join(captions(at))
+
+
+def test_reconstruction_caption_says_what_each_mean_is_over(tmp_path, dashboard_models_dir, monkeypatch):
+    """Issue 16 bug 7: "over all 2000 test images" was the first 2,000 of 10,000, while the card's NLL used 10,000."""
+    import shutil
+
+    dst = tmp_path / "models" / "big" / "1"
+    shutil.copytree(dashboard_models_dir / "tiny" / "2", dst)
+    card_path = dst / "assets.extra" / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["metrics"].update(test_images_available=10000, test_evaluation="all 10,000 images of the test split, K=50")
+    card_path.write_text(json.dumps(card))
+    at = make_app(tmp_path / "models", monkeypatch, page="Reconstructions")
+    text = " ".join(captions(at))
+    assert "over all 2000 test images" not in text
+    assert "over the first 2,000 of the 10,000 test images" in text, text
+    assert "the card's test metrics used all 10,000 images of the test split, K=50" in text

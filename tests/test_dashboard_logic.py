@@ -125,18 +125,53 @@ class TestModelsFolder:
 
     def test_final_figures_from_card_then_history(self):
         history = pd.DataFrame({"epoch": [1, 2], "loss": [200.0, 150.25], "val_loss": [190.0, 151.5]})
-        figures = dl.final_figures({"likelihood": "bernoulli", "test_binarized": True,
+        figures = dl.final_figures({"likelihood": "bernoulli", "test_binarized": True, "latent_dim": 16,
                                     "metrics": {"test_nll": 107.529, "test_active_units": 12}}, history)
         assert [(label, value) for label, value, _ in figures] == [
-            ("Test NLL", "107.53"), ("Active units", "12"), ("Final train loss", "150.25"), ("Final val loss", "151.50")]
+            ("Test NLL", "107.53 nats"), ("Active units", "12 of 16"), ("Final train loss", "150.25 nats"),
+            ("Final val loss", "151.50 nats")]
+        assert "last epoch of history.csv" in figures[2][2]  # the card had no final_loss
         assert dl.final_figures({}, None) == []
         (label, value, help_text), = dl.final_figures({"likelihood": "gaussian", "metrics": {"test_nll": -5.0}}, None)
-        assert label == "Test NLL (density, not comparable with discrete models)" and value == "-5.00"
+        assert label == "Test NLL (density, not comparable with discrete models)" and value == "-5.00 nats"
         assert "nats of density (not comparable with discrete models)" in help_text
         source = "10% of the training split held out (seed 0): 800 images; trained on the other 7,200"
-        figures = dl.final_figures({"metrics": {"final_val_loss": 99.0, "validation_data": source}}, None)
-        assert figures == [("Final val loss", "99.00", "Negative ELBO on the validation data at the last epoch; "
-                                                         f"validation data: {source}")]
+        (label, value, help_text), = dl.final_figures({"metrics": {"final_val_loss": 99.0, "validation_data": source,
+                                                                   "weights_epoch": 7}}, None)
+        assert (label, value) == ("Final val loss", "99.00 nats")
+        assert help_text == ("Negative ELBO on the validation data (nats per image) at epoch 7, the epoch whose weights "
+                             f"were exported; validation data: {source} Exact value: 99.")
+
+    def test_final_figures_are_short_with_units_and_bits_per_dim_beside_a_discrete_nll(self):
+        """Issue 16 bug 1: the cards cut "1546…" and "-156…"; every value fits a card at 1024 px and has a unit."""
+        card = {"likelihood": "bernoulli", "test_binarized": True, "latent_dim": 16,
+                "metrics": {"test_nll": 1546.2345, "test_bits_per_dim": 0.1973, "test_elbo": -15634.71,
+                            "test_kl": 17.6, "test_active_units": 9, "final_loss": 123456.7, "final_val_loss": 2.5e7,
+                            "test_evaluation": "all 10,000 images of the test split, K=5000"}}
+        figures = {label: (value, help_text) for label, value, help_text in dl.final_figures(card)}
+        assert list(figures) == ["Test NLL", "Test bits/dim", "Test ELBO", "Test KL", "Active units",
+                                 "Final train loss", "Final val loss"]
+        assert [v for v, _ in figures.values()] == ["1,546.2 nats", "0.197 bits/dim", "-15,635 nats", "17.60 nats",
+                                                    "9 of 16", "123,457 nats", "25.0 M nats"]
+        assert all(len(v.split(" ")[0]) <= 8 for v, _ in figures.values())
+        assert "Exact value: 1,546.2345." in figures["Test NLL"][1]  # the help text has what the card was cut to
+        assert "all 10,000 images of the test split" in figures["Test NLL"][1]
+        assert "last epoch" not in figures["Final train loss"][1]  # final_* are the exported weights' epoch
+        # No bits/dim for a density: it is not a discrete likelihood.
+        gauss = dict(card, likelihood="gaussian", test_binarized=False)
+        assert "Test bits/dim" not in [label for label, _, _ in dl.final_figures(gauss)]
+
+    def test_compact_numbers(self):
+        assert [dl.compact_number(v) for v in (0.0, -156.789, 999.994, 1000.0, 9999.94, 10000.4, -1234567.0)] == [
+            "0.00", "-156.79", "999.99", "1,000.0", "9,999.9", "10,000", "-1.2 M"]
+        assert dl.compact_number(None) == "n/a" and dl.exact_number(-0.00001) == "0"
+
+    def test_metrics_json_is_the_cards_metrics(self):
+        import json
+
+        card = {"dataset": "mnist-10k", "latent_dim": 2, "metrics": {"test_nll": 90.5, "epochs_trained": 3}}
+        doc = json.loads(dl.metrics_json("a/1", card))
+        assert doc["model"] == "a/1" and doc["metrics"] == card["metrics"] and doc["dataset"] == "mnist-10k"
 
     def test_default_traversal_dims_are_the_most_informative(self):
         card = {"metrics": {"test_kl_per_dim": [0.01, 2.0, 0.0, 1.5, 3.0]}}

@@ -5,7 +5,9 @@ One module per concern, all re-exported here:
 - :mod:`.cards`: the models folder and the model cards (listing lines, headline figures, tables);
 - :mod:`.pictures`: a model's test images, validated uploads, per-image errors and PNG grids;
 - :mod:`.latent`: the 2-D view of the latent space (PCA), manifold grids, traversals, interpolations;
-- :mod:`.charts`: training histories and the altair charts.
+- :mod:`.charts`: training histories and the altair charts;
+- :mod:`.numbers`: numbers for display (compact, with thousands separators);
+- :mod:`.links`: the address bar's model and page (links, Back/Forward).
 
 Nothing here imports Streamlit or, at import, TensorFlow (test images and uploads import
 `vae_keras.data` when they are decoded; altair and pandas are imported by the builders that need them).
@@ -25,9 +27,11 @@ from vae_keras.dashboard.logic.cards import (  # noqa: F401
     final_figures,
     kl_per_dim,
     metric,
+    metrics_json,
     model_stamp,
     models_table,
     nll_words,
+    over_test_images,
     resolve_models_dir,
     short_dataset,
     short_reason,
@@ -36,11 +40,18 @@ from vae_keras.dashboard.logic.cards import (  # noqa: F401
 from vae_keras.dashboard.logic.charts import (  # noqa: F401
     HISTORY_METRICS,
     METRIC_TITLES,
+    PALETTE,
     SPLIT_NAMES,
+    UNITS,
     history_long,
     kl_chart,
+    kl_weight_chart,
     latent_chart,
     loss_chart,
+    model_colors,
+    pan_only,
+    per_dimension,
+    warmup_note,
 )
 from vae_keras.dashboard.logic.latent import (  # noqa: F401
     interpolate,
@@ -50,6 +61,8 @@ from vae_keras.dashboard.logic.latent import (  # noqa: F401
     normal_quantiles,
     pca_2d,
 )
+from vae_keras.dashboard.logic.links import resolve_link  # noqa: F401
+from vae_keras.dashboard.logic.numbers import compact_number, exact_number  # noqa: F401
 from vae_keras.dashboard.logic.pictures import (  # noqa: F401
     MAX_TEST_IMAGES,
     MAX_UPLOAD_BYTES,

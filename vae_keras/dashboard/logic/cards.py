@@ -13,6 +13,7 @@ import shlex
 import numpy as np
 
 from vae_keras import nll_kinds
+from vae_keras.dashboard.logic.numbers import compact_number, exact_number
 
 MODELS_DIR_ENV = "VAE_KERAS_MODELS_DIR"
 TRAIN_COMMAND = "vae-keras train --dataset mnist-10k --epochs 5"
@@ -178,8 +179,8 @@ COMPARE_METRICS = (
     ("test_kl", "test KL (nats)", "KL(q(z|x) ‖ p(z)) on the test images"),
     ("test_active_units", "active units", "latent dims the encoder really uses"),
     ("test_bits_per_dim", "bits/dim", "test NLL in bits per pixel, only for a discrete likelihood of discrete images"),
-    ("final_loss", "final train loss", "last epoch"),
-    ("final_val_loss", "final val loss", "last epoch"),
+    ("final_loss", "final train loss (nats)", "at the epoch whose weights were exported, with its KL weight"),
+    ("final_val_loss", "final val loss (nats)", "at the epoch whose weights were exported"),
 )
 
 
@@ -199,37 +200,112 @@ def comparison_table(models):
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
+def _evaluated_on(card):
+    """What the card's test metrics were measured on, in words ("" if the card does not say)."""
+    m = (card or {}).get("metrics") or {}
+    if isinstance(m.get("test_evaluation"), str):
+        return m["test_evaluation"]
+    n = m.get("test_num_images") or m.get("test_images_available")
+    return f"{int(n):,} test images" if isinstance(n, (int, float)) and not isinstance(n, bool) else ""
+
+
+def _weights_epoch(card):
+    """``"epoch N (the exported weights')"`` from the card, or the generic words."""
+    m = (card or {}).get("metrics") or {}
+    epoch = m.get("weights_epoch")
+    if isinstance(epoch, int) and not isinstance(epoch, bool):
+        return f"epoch {epoch}, the epoch whose weights were exported"
+    return "the epoch whose weights were exported"
+
+
 def final_figures(card, history=None):
-    """The headline numbers as ``(label, value, help)`` for ``st.metric``; value is a preformatted string.
+    """The headline numbers as ``(label, value, help)`` for ``st.metric``; value is a preformatted string
+    with its unit, short enough for a card at 1024 px (`compact_number`); the help gives the exact value.
 
     Taken from the model card's metrics, or from the last row of the history if the card lacks them.
+    Bits/dim follow the NLL for a discrete likelihood of discrete images.
     """
     figures = []
     last = history.iloc[-1] if history is not None and len(history) else None
+    card = card or {}
+    latent = card.get("latent_dim")
+    on = _evaluated_on(card)
+    on = f" Measured on {on}." if on else ""
 
     def from_history(col):
         if last is None or col not in last.index or not np.isfinite(last[col]):
             return None
         return float(last[col])
 
-    for key, label, help_text, hist_col, fmt in (
-        ("test_nll", f"Test {nll_words(card)[0]}",
-         f"−log p(x) on the test set, importance-weighted, in {nll_words(card)[1]} per image; lower is better", None, "{:.2f}"),
-        ("test_elbo", "Test ELBO", "Evidence lower bound on the test set (nats per image; higher is better)", None, "{:.2f}"),
-        ("test_kl", "Test KL", "KL(q(z|x) ‖ N(0, I)) on the test set (nats per image)", None, "{:.2f}"),
-        ("test_active_units", "Active units", "Latent dimensions whose posterior mean varies across the test set", None, "{:.0f}"),
-        ("final_loss", "Final train loss", "Negative ELBO on the training data at the last epoch", "loss", "{:.2f}"),
-        ("final_val_loss", "Final val loss", "Negative ELBO on the validation data at the last epoch", "val_loss", "{:.2f}"),
-    ):
-        value = metric(card, key)
+    nll_label, nll_unit = nll_words(card)
+    rows = (
+        ("test_nll", f"Test {nll_label}", "nats",
+         f"−log p(x) on the test set, importance-weighted, in {nll_unit} per image; lower is better.{on}", None),
+        ("test_bits_per_dim", "Test bits/dim", "bits/dim",
+         "The test NLL in bits per pixel and channel (NLL ÷ (pixels × ln 2)); lower is better.", None),
+        ("test_elbo", "Test ELBO", "nats", f"Evidence lower bound on the test set, nats per image; higher is better.{on}",
+         None),
+        ("test_kl", "Test KL", "nats", f"KL(q(z|x) ‖ N(0, I)) on the test set, nats per image.{on}", None),
+        ("test_active_units", "Active units", "dims",
+         "Latent dimensions whose posterior mean varies across the test set", None),
+        ("final_loss", "Final train loss", "nats",
+         f"Negative ELBO on the training data (nats per image) at {_weights_epoch(card)}, with that epoch's KL weight",
+         "loss"),
+        ("final_val_loss", "Final val loss", "nats",
+         f"Negative ELBO on the validation data (nats per image) at {_weights_epoch(card)}", "val_loss"),
+    )
+    for key, label, unit, help_text, hist_col in rows:
+        value = bits_per_dim(card) if key == "test_bits_per_dim" else metric(card, key)
         if value is None and hist_col:
             value = from_history(hist_col)
-        source = ((card or {}).get("metrics") or {}).get("validation_data")
+            if value is not None:
+                help_text = help_text.replace(_weights_epoch(card), "the last epoch of history.csv (the card has no value)")
+        source = (card.get("metrics") or {}).get("validation_data")
         if key == "final_val_loss" and source:
             help_text += f"; validation data: {source}"
-        if value is not None:
-            figures.append((label, fmt.format(value), help_text))
+        if value is None:
+            continue
+        if key == "test_active_units":
+            shown = f"{value:.0f} of {latent}" if isinstance(latent, int) else f"{value:.0f} dims"
+        else:
+            shown = f"{compact_number(value, 3 if key == 'test_bits_per_dim' else 2)} {unit}"
+        figures.append((label, shown, f"{help_text} Exact value: {exact_number(value)}."))
     return figures
+
+
+def over_test_images(card, n_loaded, limit):
+    """What a dashboard figure over the loaded test images is over, beside what the card's metrics used:
+    ``n_loaded`` images are the first ones of the test split, at most ``limit`` (issue 16: "over all 2000
+    test images" was a 2,000-image subset while the card's NLL used 10,000).
+
+    Example:
+    >>> over_test_images({"metrics": {"test_images_available": 10000,
+    ...                                "test_evaluation": "all 10,000 images of the test split, K=5000"}}, 2000, 2000)
+    "the first 2,000 of the 10,000 test images (the dashboard loads at most 2,000); the card's test metrics used all 10,000 images of the test split, K=5000"
+    """
+    available = metric(card, "test_images_available")
+    if available is not None and available > n_loaded:
+        words = f"the first {n_loaded:,} of the {available:,.0f} test images (the dashboard loads at most {limit:,})"
+    elif available is not None and available == n_loaded:
+        words = f"all {n_loaded:,} test images"
+    elif n_loaded >= limit:
+        words = (f"the first {n_loaded:,} test images (the dashboard loads at most {limit:,}; the test split may "
+                 "have more)")
+    else:
+        words = f"the {n_loaded:,} test images the dashboard loaded"
+    evaluated = ((card or {}).get("metrics") or {}).get("test_evaluation")
+    return words + (f"; the card's test metrics used {evaluated}" if isinstance(evaluated, str) else "")
+
+
+def metrics_json(label, card):
+    """The model card's metrics as a JSON document for download (with the model's name and dataset)."""
+    import json
+
+    card = card or {}
+    doc = {"model": label, "dataset": card.get("dataset"), "likelihood": card.get("likelihood"),
+           "latent_dim": card.get("latent_dim"), "created": card.get("created"),
+           "metrics": card.get("metrics") or {}}
+    return json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n"
 
 
 def kl_per_dim(card):

@@ -1,27 +1,66 @@
-"""The Compare page: metrics, loss curves and reconstructions of several models side by side."""
+"""The Compare page: metrics, loss curves, reconstructions and random samples of several models side by side.
+
+Each model keeps its colour (`dl.model_colors` over every listed model) and the rows follow the order in
+which the models were chosen; the model shown in the sidebar is always among the compared ones.
+"""
 
 import streamlit as st
 
 from vae_keras.dashboard import logic as dl
-from vae_keras.dashboard.common import SEED_MAX, history_of, no_test_images
+from vae_keras.dashboard.common import SEED_MAX, history_of, no_test_images, sample_png
 from vae_keras.errors import VaeKerasError
 
 TITLE = "Compare"
+UNIT_CHOICES = {"nats": "nats per image", "bits/dim": "bits per dimension (÷ pixels × channels × ln 2)"}
+
+
+def chosen_models(sel, labels):
+    """The compared models' labels (the multiselect's state): the model shown in the sidebar is put first
+    whenever it changes, so switching the model and coming back never leaves a stale selection (issue 16)."""
+    state = st.session_state.get("compare_models")
+    if state is None:
+        state = [sel.label] + [lb for lb in labels if lb != sel.label][:3]
+    state = [lb for lb in state if lb in labels]  # models that left the folder
+    if st.session_state.get("compare_shown") != sel.label and sel.label not in state:
+        state = [sel.label] + state
+    st.session_state["compare_shown"] = sel.label
+    st.session_state["compare_models"] = state
+    return st.multiselect("Models to compare (rows and colours follow this order)", labels, key="compare_models",
+                          persist_state="page",
+                          help="The model shown in the sidebar joins the comparison when you switch to it")
+
+
+COUNTS = ("latent dim", "parameters", "epochs", "active units")
+
+
+def with_separators(table):
+    """The metrics table with thousands separators (counts as integers, bits/dim with 4 decimals, the rest
+    with 2); the values stay numbers, so the columns still sort numerically."""
+    import pandas as pd
+
+    numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    style = table.style.format(na_rep="–")
+    for fmt, cols in (("{:,.0f}", [c for c in numeric if c in COUNTS]),
+                      ("{:,.4f}", [c for c in numeric if c == "bits/dim"]),
+                      ("{:,.2f}", [c for c in numeric if c not in COUNTS and c != "bits/dim"])):
+        if cols:
+            style = style.format(fmt, subset=cols, na_rep="–")
+    return style
 
 
 def render(sel, listed):
     import pandas as pd  # here, not at import: the shell is drawn before pandas loads
 
     labels = [s.label for s in listed]
-    default = [sel.label] + [lb for lb in labels if lb != sel.label][:3]
-    chosen = st.multiselect("Models to compare", labels, default=default, key="compare_models", persist_state="page")
+    chosen = chosen_models(sel, labels)
     if len(chosen) < 2:
         st.info("Choose two or more models to compare." if len(labels) > 1 else
                 f"Only one model is in this folder; train another to compare: `{dl.TRAIN_COMMAND}`.")
         if not chosen:
             return
+    by_label = {s.label: s for s in listed}
     models = []
-    for s in (s for s in listed if s.label in chosen):  # the chosen ones are loaded now, the others never
+    for s in (by_label[lb] for lb in chosen):  # the chosen ones are loaded now, in the chosen order
         try:
             s.model  # noqa: B018
             models.append(s)
@@ -29,23 +68,41 @@ def render(sel, listed):
             st.warning(str(e))
     if not models:
         return
+    colors = dl.model_colors(labels)
 
     st.subheader("Metrics")
-    st.dataframe(dl.comparison_table([(s.label, s.card) for s in models]))
+    table = dl.comparison_table([(s.label, s.card) for s in models])
+    st.dataframe(with_separators(table))
 
     st.subheader("Loss curves")
-    long = pd.concat([dl.history_long(history_of(s.key, s.model), model=s.label) for s in models], ignore_index=True)
+    c1, c2, c3 = st.columns([2, 3, 1], vertical_alignment="bottom")
+    metric_name = c1.selectbox("Curve", dl.HISTORY_METRICS, format_func=dl.METRIC_TITLES.get, key="compare_metric",
+                               persist_state="page")
+    unit = c2.radio("Units", list(UNIT_CHOICES), format_func=UNIT_CHOICES.get, key="compare_unit", horizontal=True,
+                    persist_state="page", help="Bits per dimension put models of different image sizes on one scale")
+    log = c3.checkbox("Log scale", key="compare_log", persist_state="page")
+    parts = []
+    for s in models:
+        part = dl.history_long(history_of(s.key, s.model), model=s.label)
+        parts.append(dl.per_dimension(part, s.h * s.w * s.c) if unit == "bits/dim" else part)
+    long = pd.concat(parts, ignore_index=True)
     if long.empty:
         st.info("None of these models has a training history.")
     else:
-        metric_name = st.selectbox("Curve", dl.HISTORY_METRICS, format_func=dl.METRIC_TITLES.get, key="compare_metric",
-                                   persist_state="page")
-        st.altair_chart(dl.loss_chart(long, metric_name, height=400, color="model", dash="split"), width="stretch")
+        try:
+            chart = dl.loss_chart(long, metric_name, height=400, color="model", dash="split", unit=unit, log=log,
+                                  color_scale=colors)
+        except ValueError as e:
+            st.warning(f"{e} Showing a linear scale instead; untick 'Log scale' or choose another curve.")
+            chart = dl.loss_chart(long, metric_name, height=400, color="model", dash="split", unit=unit,
+                                  color_scale=colors)
+        st.altair_chart(chart, width="stretch")
 
     st.subheader("The same test images reconstructed by each model")
     c1, c2 = st.columns(2)
     n = c1.slider("Images", 4, 16, 10, key="compare_n", persist_state="page")
-    seed = c2.number_input("Shuffle seed", 0, SEED_MAX, 0, key="compare_seed", persist_state="page")
+    seed = c2.number_input("Shuffle seed (also the samples' seed)", 0, SEED_MAX, 0, key="compare_seed",
+                           persist_state="page")
     groups = {}
     for s in models:
         groups.setdefault((s.card.get("dataset"), tuple(s.model.image_shape)), []).append(s)
@@ -63,3 +120,14 @@ def render(sel, listed):
             left, right = st.columns([1, 6], vertical_alignment="center")
             left.markdown(f"**{name}**")
             right.image(dl.grid_png(images, ncol=len(images), scale=scale), output_format="PNG")
+
+    st.subheader("Random samples, side by side")
+    per_row = 4
+    for start in range(0, len(models), per_row):
+        cols = st.columns(per_row)
+        for col, s in zip(cols, models[start:start + per_row]):
+            ncol = min(len(s.class_names), 4) if s.conditional else 4
+            col.image(sample_png(s.key, s.model, 16, int(seed), 1.0, ncol, dl.display_scale(s.h, target=40),
+                                 s.labels(16, None)), output_format="PNG", caption=s.label)
+    st.caption(f"16 samples of each model decoded from z ~ N(0, I) with seed {seed}"
+               + (" (conditional models: every class in turn)" if any(s.conditional for s in models) else "") + ".")

@@ -10,6 +10,9 @@ TITLE = "Overview"
 
 def render(sel, listed):
     show_metrics(dl.final_figures(sel.card, history_of(sel.key, sel.model)))
+    st.download_button("Download metrics (JSON)", dl.metrics_json(sel.label, sel.card),
+                       file_name=f"{sel.label.replace('/', '-')}-metrics.json", mime="application/json",
+                       key="download_metrics", help="The model card's metrics, as measured when the model was exported")
     left, right = st.columns(2, gap="large")
     test, out = sel.test()
     scale = dl.display_scale(sel.h, target=56)

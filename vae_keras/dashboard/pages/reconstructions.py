@@ -32,7 +32,8 @@ def render(sel, listed):
         st.caption(
             f"Each pair: test image (left), reconstruction E[x|z = z_mean] (right). Error = "
             f"{dl.error_name(sel.likelihood)} against the input intensities. Mean over these {len(idx)}: "
-            f"{errors.mean():.2f}; over all {len(test.x)} test images: {out['errors'].mean():.2f}.")
+            f"{errors.mean():.2f}; over {dl.over_test_images(sel.card, len(test.x), dl.MAX_TEST_IMAGES)}: "
+            f"{out['errors'].mean():.2f}.")
 
     st.subheader("Your own images")
     h, w, c = sel.model.image_shape
