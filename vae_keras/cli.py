@@ -124,6 +124,9 @@ def build_parser():
     e.add_argument("--batch-size", type=_positive_int, default=100, help="images per step (default 100)")
     e.add_argument("--num-images", type=_positive_int, help="evaluate only the first N test images")
     e.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
+    e.add_argument("--sample-quality", type=_non_negative_int, default=0, metavar="N",
+                   help="also score N random samples against the test images: Frechet distance, precision, recall "
+                        "(and class accuracy for a conditional model) in a classifier's features (default 0: off)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
 
     s = sub.add_parser("sample", parents=[debug], help="decode z ~ N(0, I) into an image grid PNG")
@@ -234,6 +237,10 @@ def _evaluate(args):
     result = evaluation.evaluate(model, x, iw_samples=args.iw_samples, batch_size=args.batch_size,
                                  seed=args.seed, progress=not args.json and sys.stderr.isatty(), labels=labels)
     result.update({"model": version_dir, "dataset": spec, "test_binarized": binarized, "scored_images": scored})
+    if args.sample_quality:
+        from vae_keras import sample_quality
+
+        result["sample_quality"] = sample_quality.evaluate_samples(model, data, args.sample_quality, seed=args.seed)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -245,7 +252,17 @@ def _evaluate(args):
         print(f"NLL (IW, K={result['iw_samples']}) {result['nll']:.3f} {result['nll_meaning']}{bits}")
         print(f"KL               {result['kl']:.3f} nats")
         print(f"active units     {_active_units(result['active_units'], result['latent_dim'])}")
+        if "sample_quality" in result:
+            print(f"sample quality   {_sample_quality_text(result['sample_quality'])}")
     return 0
+
+
+def _sample_quality_text(q):
+    text = (f"FD {q['fd']:.2f}, precision {q['precision']:.3f}, recall {q['recall']:.3f} ({q['num_samples']:,} samples "
+            f"against {q['num_reference']:,} test images, k={q['k']})")
+    if "class_accuracy" in q:
+        text += f", class accuracy {q['class_accuracy']:.3f}"
+    return text
 
 
 def _test_binarized(card, model):
