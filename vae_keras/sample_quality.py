@@ -78,11 +78,15 @@ def _squared_distances(a, b):
     return np.maximum(d, 0.0)
 
 
-def _knn_radii(f, k):
+def _knn_radii(f, k, block=1000):
     """Squared distance of every point to its k-th nearest neighbour in its own set (itself excluded)."""
-    d = _squared_distances(f, f)
-    np.fill_diagonal(d, np.inf)
-    return np.partition(d, k - 1, axis=1)[:, k - 1]
+    radii = np.empty(len(f))
+    for start in range(0, len(f), block):  # bounded memory: block x len(f) distances at a time
+        d = _squared_distances(f[start:start + block], f)
+        rows = np.arange(len(d))
+        d[rows, start + rows] = np.inf
+        radii[start:start + block] = np.partition(d, k - 1, axis=1)[:, k - 1]
+    return radii
 
 
 def _coverage(points, centres, radii):
