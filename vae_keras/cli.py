@@ -92,6 +92,9 @@ def build_parser():
     t.add_argument("--capacity-gamma", type=_finite_float, help="weight of |KL - C| (default 1000)")
     t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
     t.add_argument("--iw-samples", type=_positive_int, help="importance samples K for --objective iwae")
+    t.add_argument("--sampler", type=_sampler, help="where random samples' z come from: prior (N(0, I), default) or "
+                   "gmm:K, a K-component Gaussian mixture fitted to the training images' posterior means after training "
+                   "(gmm: 10 components); used by the exported sample signature and vae-keras sample")
     t.add_argument("--no-output-bias-init", dest="output_bias_init", action="store_const", const=False,
                    help="do not initialise the decoder's output bias from the data mean")
     t.add_argument("--validation-split", type=_fraction, metavar="F",
@@ -151,6 +154,17 @@ def build_parser():
     d.add_argument("--models-dir", default="saved_models", metavar="DIR", help="the models folder to show (default saved_models)")
     d.add_argument("--port", type=_port, default=8501, metavar="N", help="port on localhost (default 8501)")
     return parser
+
+
+def _sampler(text):
+    from vae_keras import options
+    from vae_keras.errors import ConfigError
+
+    try:
+        options.parse_sampler(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected prior, gmm or gmm:K with K >= 1, received {text!r}") from None
+    return text
 
 
 def _port(text):

@@ -66,6 +66,7 @@ class TrainConfig:
     tensorboard: str | None = None
     verbose: str | int = "auto"
     distribute: str = "none"
+    sampler: str = "prior"  # or "gmm:K": a mixture fitted to the posterior means after training (latent_density)
 
     @classmethod
     def from_dict(cls, values):
@@ -164,12 +165,13 @@ class TrainConfig:
             self.hidden = tuple(self.hidden)
             if not self.hidden or not all(checks.is_integer(h) and h >= 1 for h in self.hidden):
                 raise ConfigError(f"hidden must be positive integers such as 512,256. Received: {self.hidden!r}")
+        options_lib.parse_sampler(self.sampler)
         # The option contract (vae_keras.options): refused pairs, named as flags, before any data is loaded.
         options_lib.check_model_options(
             objective=self.objective, beta=self.beta, kl_warmup=self.kl_warmup_epochs or 0, free_bits=self.free_bits,
             capacity_max=self.capacity_max, capacity_steps_set=self.capacity_epochs != TrainConfig.capacity_epochs,
             capacity_gamma=self.capacity_gamma, iw_samples=self.iw_samples, binarize=self.binarize == "dynamic",
-            likelihood=self.likelihood, cli=True,
+            likelihood=self.likelihood, sampler=self.sampler, conditional=bool(self.conditional), cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
         options_lib.check_training_options(dataclasses.asdict(self))
         if self.name is not None:
