@@ -140,16 +140,28 @@ def test_a_prior_model_cannot_be_fitted():
         ld.fit_gmm_sampler(vae, np.zeros((10, 6, 6, 1), np.float32))
 
 
-def test_train_with_sampler_gmm_fits_it_and_the_card_and_vae_keras_sample_use_it(mnist_small, tmp_path, capsys):
+def test_train_with_sampler_gmm_fits_it_and_the_card_and_vae_keras_sample_use_it(mnist_small, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """Also --sample-quality N at export: the card's test_sample_* metrics, of the mixture's samples (the 512-image
+    subset is not the shipped classifier's data: a classifier is trained for it, one epoch here, in a temporary cache)."""
+    from vae_keras import sample_quality
     from vae_keras.cli import main
     from vae_keras.training import TrainConfig, train
 
+    monkeypatch.setenv(sample_quality.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(sample_quality, "CLASSIFIER_EPOCHS", 1)
     result = train(TrainConfig(sampler="gmm:3", epochs=1, latent_dim=2, hidden=(16,), eval_iw_samples=0,
-                               out=str(tmp_path), verbose=0), data=mnist_small)
+                               sample_quality=50, out=str(tmp_path), verbose=0), data=mnist_small)
     model = result["model"]
     assert model.sampler_name == "gmm:3" and not np.allclose(model.sampler.means.numpy(), 0.0)  # fitted, not N(0, I)
     with open(os.path.join(result["export_path"], "assets.extra", "model_card.json")) as f:
-        assert json.load(f)["sampler"]["name"] == "gmm:3"
+        card = json.load(f)
+    assert card["sampler"]["name"] == "gmm:3"
+    m = card["metrics"]
+    assert m["test_sample_fd"] > 0 and 0 <= m["test_sample_precision"] <= 1 and 0 <= m["test_sample_recall"] <= 1
+    assert "50 random samples (gmm:3, seed 0) against 256 test images" in m["test_sample_quality"]
+    with pytest.raises(ConfigError, match="sample-quality needs more than 3 samples"):
+        TrainConfig(sample_quality=3).validate()
     png = str(tmp_path / "s.png")
     assert main(["sample", result["export_path"], "--num", "4", "--output", png]) == 0
     assert os.path.getsize(png) > 0

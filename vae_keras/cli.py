@@ -92,6 +92,9 @@ def build_parser():
     t.add_argument("--capacity-gamma", type=_finite_float, help="weight of |KL - C| (default 1000)")
     t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
     t.add_argument("--iw-samples", type=_positive_int, help="importance samples K for --objective iwae")
+    t.add_argument("--sample-quality", type=_non_negative_int, metavar="N",
+                   help="score N random samples at export: FD, precision, recall (and class accuracy of a conditional "
+                        "model) on the model card (default 0: off; 2000 is the benchmark's)")
     t.add_argument("--sampler", type=_sampler, help="where random samples' z come from: prior (N(0, I), default) or "
                    "gmm:K, a K-component Gaussian mixture fitted to the training images' posterior means after training "
                    "(gmm: 10 components); used by the exported sample signature and vae-keras sample")
@@ -196,6 +199,10 @@ def _train(args):
         print(f"Test: ELBO {m['test_elbo']:.2f} nats, NLL (K={m['test_iw_samples']}) {m['test_nll']:.2f} "
               f"{m['test_nll_meaning']}{bits}, KL {m['test_kl']:.2f}, "
               f"active units {_active_units(m['test_active_units'], m['test_latent_dim'])}{subset}")
+    if "test_sample_fd" in m:
+        accuracy = f", class accuracy {m['test_sample_class_accuracy']:.3f}" if "test_sample_class_accuracy" in m else ""
+        print(f"Samples: FD {m['test_sample_fd']:.2f}, precision {m['test_sample_precision']:.3f}, "
+              f"recall {m['test_sample_recall']:.3f}{accuracy} ({m['test_sample_quality']})")
     return 0
 
 

@@ -45,6 +45,14 @@ SHIPPED = ("mnist-10k",)
 CACHE_ENV = "VAE_KERAS_CACHE"
 
 
+def check_num_samples(name, value):
+    """A number of samples to score: 0 (off), or more than `K_NEAREST` (precision/recall's k-NN radii need k + 1)."""
+    checks.check_integer(name, value, 0, message="{name} must be an integer >= 0 (0: off). Received: {value!r}")
+    if 0 < value <= K_NEAREST:
+        raise ConfigError(f"{name} needs more than {K_NEAREST} samples for precision/recall's {K_NEAREST}-nearest-neighbour "
+                          f"radii. Received: {value!r}; pass e.g. 2000, or 0 to skip it")
+
+
 # ----------------------------------------------------------------------------- the metrics
 def frechet_distance(features_a, features_b):
     """The Fréchet distance between Gaussians fitted to two feature sets [N, D] and [M, D].
@@ -323,12 +331,18 @@ def class_accuracy(classifier, samples, labels):
 
 
 def model_samples(model, num_samples, seed=0, labels=None, batch_size=500):
-    """``num_samples`` random images E[x|z] of a `VAE`, z ~ N(0, I) (seeded; ``labels`` [N] for a conditional one)."""
+    """``num_samples`` random images E[x|z] of a model, seeded (``labels`` [N] for a conditional one).
+
+    z comes from the model's ``sample_latent(n, seed)`` (a `VAE`: its prior, or its fitted mixture under
+    ``sampler="gmm:K"``), or from N(0, I) drawn with numpy for a model without one.
+    """
     import keras
 
     checks.check_integer("num_samples", num_samples, 1)
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((num_samples, model.latent_dim)).astype(np.float32)
+    if hasattr(model, "sample_latent"):
+        z = keras.ops.convert_to_numpy(model.sample_latent(num_samples, seed)).astype(np.float32)
+    else:
+        z = np.random.default_rng(seed).standard_normal((num_samples, model.latent_dim)).astype(np.float32)
     out = []
     for start in range(0, num_samples, batch_size):
         label = None if labels is None else np.asarray(labels[start:start + batch_size], np.int32)
@@ -342,6 +356,7 @@ def evaluate_samples(model, data, num_samples=2000, seed=0, classifier=None, pro
     A conditional model draws its samples' labels like the test labels (seeded), and the result
     adds ``class_accuracy``: how often the classifier recognises a sample as its own class.
     """
+    check_num_samples("num_samples", num_samples)
     classifier = classifier or get_classifier(data, progress=progress)
     labels = None
     if getattr(model, "conditional", False):
@@ -349,6 +364,7 @@ def evaluate_samples(model, data, num_samples=2000, seed=0, classifier=None, pro
     samples = model_samples(model, num_samples, seed=seed, labels=labels)
     result = score(classifier, samples, reference_images(data))
     result["classifier_test_accuracy"] = classifier.info["test_accuracy"]
+    result["sampler"] = getattr(model, "sampler_name", "prior")
     if labels is not None:
         result["class_accuracy"] = class_accuracy(classifier, samples, labels)
     return result

@@ -67,6 +67,7 @@ class TrainConfig:
     verbose: str | int = "auto"
     distribute: str = "none"
     sampler: str = "prior"  # or "gmm:K": a mixture fitted to the posterior means after training (latent_density)
+    sample_quality: int = 0  # > 0: score this many random samples at export (FD, precision, recall; sample_quality)
 
     @classmethod
     def from_dict(cls, values):
@@ -148,6 +149,9 @@ class TrainConfig:
         checks.check_integer("eval-iw-samples", self.eval_iw_samples, 0,
                              message="{name} must be an integer >= 0 (0 skips the test evaluation). Received: {value!r}")
         checks.check_integer("seed", self.seed, message="{name} must be an integer. Received: {value!r}")
+        from vae_keras.sample_quality import check_num_samples  # numpy only: no TensorFlow before the data loads
+
+        check_num_samples("sample-quality", self.sample_quality)
         choice("model", ("mlp", "conv"))
         choice("likelihood", ("bernoulli", "gaussian", "logistic"))
         choice("conditional", (True, False))

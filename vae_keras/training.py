@@ -367,6 +367,23 @@ def evaluate_model(config, model, run_data, history, resume=None, time_limit=Non
         metrics["best_epoch"] = int(best["epoch"]) if best else None
     if config.eval_iw_samples:
         metrics.update(test_evaluation(model, run_data.data, run_data.binarized, config))
+    if config.sample_quality:
+        metrics.update(sample_quality_metrics(model, run_data.data, config))
+    return metrics
+
+
+def sample_quality_metrics(model, data, config):
+    """``--sample-quality N``: the model card's ``test_sample_*`` metrics (`vae_keras.sample_quality`): FD,
+    precision and recall of N random samples (seed ``config.seed``, from the model's sampler) against every test
+    image, and the class accuracy of a conditional model's samples."""
+    from vae_keras import sample_quality
+
+    q = sample_quality.evaluate_samples(model, data, config.sample_quality, seed=config.seed)
+    metrics = {f"test_sample_{k}": q[k] for k in ("fd", "precision", "recall", "class_accuracy") if k in q}
+    metrics["test_sample_quality"] = (
+        f"{q['num_samples']:,} random samples ({q['sampler']}, seed {config.seed}) against {q['num_reference']:,} test "
+        f"images in the features of the {data.name} classifier (test accuracy {q['classifier_test_accuracy']:.4f}); "
+        f"precision/recall with k={q['k']}")
     return metrics
 
 
