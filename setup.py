@@ -19,7 +19,7 @@ setup(
     # Every package under vae_keras/, found, not listed: the dashboard subpackage, the data files
     # (vae_keras/data_files holds no Python, so it is found as a namespace package) and any new ones.
     packages=find_namespace_packages(include=["vae_keras", "vae_keras.*"], exclude=["*.__pycache__"]),
-    package_data={"vae_keras.data_files": ["*.npz", "*.md"]},
+    package_data={"vae_keras.data_files": ["*.npz", "*.md", "*.weights.h5", "*.json"]},  # classifier-*: sample quality
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.21,<2.22",

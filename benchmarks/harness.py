@@ -207,6 +207,10 @@ class LogitsAdapter:
         self.image_shape = tuple(int(d) for d in encoder.inputs[0].shape[1:])
         self.latent_dim = int(encoder.outputs[0].shape[-1])
 
+    def decode_mean(self, z, label=None):
+        """E[x|z]: the Bernoulli probabilities (for samples)."""
+        return ops.sigmoid(self.decoder(z, training=False))
+
     def encode(self, x):
         z_mean, z_log_var = self.encoder(x, training=False)[:2]
         return z_mean, z_log_var
@@ -232,8 +236,11 @@ def score(scorable, x_test, iw_samples):
                                         max_decodes=SCORE_MAX_DECODES, seed=SCORE_SEED)
 
 
-def score_snapshots(run, x_test, iw_samples):
+def score_snapshots(run, x_test, iw_samples, quality=None):
     """Loads each snapshot's weights into ``run['model']`` and scores it; fills ``run['points']``.
+
+    ``quality``: optional function of the scorable model at the last snapshot's weights (sample quality),
+    whose result goes to ``run['sample_quality']``.
 
     Returns the per-image log p(x) of the last snapshot (for paired comparisons).
     """
@@ -253,6 +260,9 @@ def score_snapshots(run, x_test, iw_samples):
         })
         last = r["log_px"]
     run["points"] = points
+    if quality is not None:
+        t0 = time.perf_counter()
+        run["sample_quality"] = dict(quality(scorable), seconds=round(time.perf_counter() - t0, 1))
     return last
 
 

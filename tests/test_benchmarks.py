@@ -29,16 +29,22 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
 
     checkpoints = results["settings"]["checkpoints"]
     runs = results["datasets"]["mnist-10k"]["runs"]
-    assert set(runs) == {"vae_keras", "keras_example", "burda2016"}
+    assert set(runs) == {"vae_keras", "keras_example", "burda2016", "burda2016_b100"}
     for name, r in runs.items():
         assert [p["checkpoint"] for p in r["points"]] == checkpoints, name
         assert all(math.isfinite(p["nll"]) and p["nll"] > 0 for p in r["points"]), name
         assert r["train_seconds"] <= results["settings"]["budget"] + 30, name
+        q = r["sample_quality"]  # every model's samples are scored
+        assert q["num_samples"] == 100 and q["num_reference"] == 100 and q["fd"] > 0, name
+        assert 0 <= q["precision"] <= 1 and 0 <= q["recall"] <= 1, name
     # vae_keras's run is the CLI's default configuration, only the time limit set.
     assert runs["vae_keras"]["config"]["time_limit"] == results["settings"]["budget"]
     assert runs["vae_keras"]["config"]["model"] == "mlp"
     comparison = results["datasets"]["mnist-10k"]["comparison"]
-    assert comparison["better_baseline"] in {"keras_example", "burda2016"}
+    # the headline margin is against the strongest baseline: the lowest final NLL of all three
+    finals = {m: r["points"][-1]["nll"] for m, r in runs.items() if m != "vae_keras"}
+    assert comparison["better_baseline"] == min(finals, key=finals.get)
+    assert comparison["baselines_compared"] == sorted(finals)
     assert math.isfinite(comparison["margin_nats"])
 
     throughput = results["throughput"]["variants"]
@@ -56,6 +62,7 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
 
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "NLL @ 2 s" in markdown and "nll_vs_time.png" in markdown and "ratio vs plain" in markdown
+    assert "| Fréchet distance | precision | recall |" in markdown and "strongest baseline" in markdown
     assert (tmp_path / "nll_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -201,3 +208,22 @@ def test_fit_throughput_times_a_window_even_when_the_time_is_up_at_once():
     x = np.zeros((64, 4), "float32")
     rates = harness.fit_throughput(model, (x, x[:, :1]), batch_size=8, seconds=0.0, warmup_batches=3, window=5)
     assert len(rates) >= 1 and all(r > 0 for r in rates)
+
+
+def test_the_batch_100_baseline_starts_from_the_data_mean():
+    """burda2016_b100's decoded mean at initialisation is near the pixel mean (its output bias is logit(mean)):
+    with the bias ignored it would be near 0.5 everywhere."""
+    import keras
+    import numpy as np
+
+    from benchmarks import baselines
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((64, 28, 28, 1)) < np.linspace(0.05, 0.9, 784).reshape(1, 28, 28, 1)).astype(np.float32)
+    model = baselines.build_burda(seed=0)
+    baselines.set_output_bias_from_mean(model, x)
+    bias = model.decoder.get_layer("x_logits").bias.numpy().reshape(28, 28, 1)
+    expected = np.clip(x.mean(0), 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(1 / (1 + np.exp(-bias)), expected, rtol=1e-4, atol=1e-6)
+    assert baselines.BASELINES["burda2016_b100"][1] == 100 and "burda2016_b100" in baselines.OUTPUT_BIAS_FROM_MEAN
+    keras.backend.clear_session()

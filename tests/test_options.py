@@ -43,12 +43,14 @@ OPTIONS = {
     "sample_weight": {},
     "dtype_policy=mixed_bfloat16": {"dtype_policy": "mixed_bfloat16"},
     "dtype_policy=mixed_float16": {"dtype_policy": "mixed_float16"},
+    "sampler=gmm": {"sampler": "gmm:2"},  # changes sampling only: the loss is the documented one
 }
 # The contract, written out independently of vae_keras.options: the refused pairs (in either order).
 REFUSED = {
     frozenset({"objective", "free_bits"}), frozenset({"objective", "capacity"}),
     frozenset({"capacity", "free_bits"}), frozenset({"capacity", "kl_warmup"}), frozenset({"capacity", "beta"}),
     frozenset({"binarize", "likelihood=gaussian"}), frozenset({"binarize", "likelihood=logistic"}),
+    frozenset({"sampler=gmm", "conditional"}),
 }
 # iw_samples > 1 needs objective="iwae": refused with everything else.
 ALWAYS_REFUSED = {"iw_samples"}
@@ -58,7 +60,8 @@ SAME_OPTION = {frozenset({"likelihood=gaussian", "likelihood=logistic"}),
 # The keyword each option's message names (a refusal must name both options of the pair).
 KEYWORD = {"objective": "objective", "beta": "beta", "kl_warmup": "kl_warmup_steps", "free_bits": "free_bits",
            "capacity": "capacity_max", "iw_samples": "iw_samples", "binarize": "binarize",
-           "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood"}
+           "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood", "sampler=gmm": "sampler",
+           "conditional": "num_classes"}
 
 PAIRS = [p for p in itertools.combinations(OPTIONS, 2) if frozenset(p) not in SAME_OPTION]
 
@@ -211,6 +214,7 @@ def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     ({"early_stopping_patience": 3}, ("--early-stopping-patience 3", "--validation-split 0.0")),
     ({"lr_schedule": "cosine", "time_limit": 5.0, "distribute": "multi-worker"},
      ("--lr-schedule cosine", "--distribute multi-worker", "--time-limit")),
+    ({"sampler": "gmm:5", "conditional": True}, ("--sampler gmm:5", "--conditional")),
 ])
 def test_train_config_refuses_the_same_pairs_naming_both_flags(values, flags):
     with pytest.raises(ConfigError) as info:

@@ -32,7 +32,8 @@ pytestmark = pytest.mark.wheel
 
 IN_THE_WHEEL = ("vae_keras/cli.py", "vae_keras/dashboard/__init__.py", "vae_keras/dashboard/app.py",
                 "vae_keras/dashboard/main.py", "vae_keras/dashboard/pages/overview.py",
-                "vae_keras/dashboard/logic/cards.py", "vae_keras/data_files/mnist10k.npz")
+                "vae_keras/dashboard/logic/cards.py", "vae_keras/data_files/mnist10k.npz",
+                "vae_keras/data_files/classifier-mnist-10k.weights.h5", "vae_keras/data_files/classifier-mnist-10k.json")
 HEAVY = ("tensorflow", "keras", "streamlit", "altair", "pandas", "numpy", "PIL", "yaml", "tensorflow_datasets")
 
 APPTEST = """

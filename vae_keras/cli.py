@@ -92,6 +92,12 @@ def build_parser():
     t.add_argument("--capacity-gamma", type=_finite_float, help="weight of |KL - C| (default 1000)")
     t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
     t.add_argument("--iw-samples", type=_positive_int, help="importance samples K for --objective iwae")
+    t.add_argument("--sample-quality", type=_non_negative_int, metavar="N",
+                   help="score N random samples at export: FD, precision, recall (and class accuracy of a conditional "
+                        "model) on the model card (default 0: off; 2000 is the benchmark's)")
+    t.add_argument("--sampler", type=_sampler, help="where random samples' z come from: prior (N(0, I), default) or "
+                   "gmm:K, a K-component Gaussian mixture fitted to the training images' posterior means after training "
+                   "(gmm: 10 components); used by the exported sample signature and vae-keras sample")
     t.add_argument("--no-output-bias-init", dest="output_bias_init", action="store_const", const=False,
                    help="do not initialise the decoder's output bias from the data mean")
     t.add_argument("--validation-split", type=_fraction, metavar="F",
@@ -124,6 +130,9 @@ def build_parser():
     e.add_argument("--batch-size", type=_positive_int, default=100, help="images per step (default 100)")
     e.add_argument("--num-images", type=_positive_int, help="evaluate only the first N test images")
     e.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
+    e.add_argument("--sample-quality", type=_non_negative_int, default=0, metavar="N",
+                   help="also score N random samples against the test images: Frechet distance, precision, recall "
+                        "(and class accuracy for a conditional model) in a classifier's features (default 0: off)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
 
     s = sub.add_parser("sample", parents=[debug], help="decode z ~ N(0, I) into an image grid PNG")
@@ -148,6 +157,17 @@ def build_parser():
     d.add_argument("--models-dir", default="saved_models", metavar="DIR", help="the models folder to show (default saved_models)")
     d.add_argument("--port", type=_port, default=8501, metavar="N", help="port on localhost (default 8501)")
     return parser
+
+
+def _sampler(text):
+    from vae_keras import options
+    from vae_keras.errors import ConfigError
+
+    try:
+        options.parse_sampler(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected prior, gmm or gmm:K with K >= 1, received {text!r}") from None
+    return text
 
 
 def _port(text):
@@ -179,6 +199,10 @@ def _train(args):
         print(f"Test: ELBO {m['test_elbo']:.2f} nats, NLL (K={m['test_iw_samples']}) {m['test_nll']:.2f} "
               f"{m['test_nll_meaning']}{bits}, KL {m['test_kl']:.2f}, "
               f"active units {_active_units(m['test_active_units'], m['test_latent_dim'])}{subset}")
+    if "test_sample_fd" in m:
+        accuracy = f", class accuracy {m['test_sample_class_accuracy']:.3f}" if "test_sample_class_accuracy" in m else ""
+        print(f"Samples: FD {m['test_sample_fd']:.2f}, precision {m['test_sample_precision']:.3f}, "
+              f"recall {m['test_sample_recall']:.3f}{accuracy} ({m['test_sample_quality']})")
     return 0
 
 
@@ -234,6 +258,10 @@ def _evaluate(args):
     result = evaluation.evaluate(model, x, iw_samples=args.iw_samples, batch_size=args.batch_size,
                                  seed=args.seed, progress=not args.json and sys.stderr.isatty(), labels=labels)
     result.update({"model": version_dir, "dataset": spec, "test_binarized": binarized, "scored_images": scored})
+    if args.sample_quality:
+        from vae_keras import sample_quality
+
+        result["sample_quality"] = sample_quality.evaluate_samples(model, data, args.sample_quality, seed=args.seed)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -245,7 +273,17 @@ def _evaluate(args):
         print(f"NLL (IW, K={result['iw_samples']}) {result['nll']:.3f} {result['nll_meaning']}{bits}")
         print(f"KL               {result['kl']:.3f} nats")
         print(f"active units     {_active_units(result['active_units'], result['latent_dim'])}")
+        if "sample_quality" in result:
+            print(f"sample quality   {_sample_quality_text(result['sample_quality'])}")
     return 0
+
+
+def _sample_quality_text(q):
+    text = (f"FD {q['fd']:.2f}, precision {q['precision']:.3f}, recall {q['recall']:.3f} ({q['num_samples']:,} samples "
+            f"against {q['num_reference']:,} test images, k={q['k']})")
+    if "class_accuracy" in q:
+        text += f", class accuracy {q['class_accuracy']:.3f}"
+    return text
 
 
 def _test_binarized(card, model):

@@ -29,6 +29,9 @@ from vae_keras.nll_kinds import (  # noqa: F401 - re-exported: evaluation.DISCRE
     nll_kind,
 )
 
+# Sample quality (Fréchet distance, precision/recall, class accuracy of samples) lives in its own module:
+# vae_keras.sample_quality.evaluate_samples, score, class_accuracy, get_classifier.
+
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[z_j]) > 0.01
 
 def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20000, seed=0, progress=False,

@@ -91,7 +91,7 @@ def _signature_functions(model):
         return decode_outputs(z, checked(label))
 
     def sample(num_samples, seed, label=None):
-        z = tf.random.stateless_normal(tf.stack([num_samples, latent_dim]), seed=tf.stack([seed, 0]))
+        z = model.sample_latent(num_samples, seed)  # the prior, or the fitted mixture (--sampler gmm:K)
         if label is not None:
             tf.debugging.assert_equal(tf.shape(label)[0], num_samples, message="label needs one entry per sample")
         return {"x_mean": decode_outputs(z, checked(label))["x_mean"], "z": z}
@@ -212,6 +212,15 @@ def _write_tfrecord(path, records):
             writer.write(r)
 
 
+def _sampler_card(model):
+    sampler = getattr(model, "sampler", None)
+    if sampler is None:
+        return {"name": "prior", "description": "z ~ N(0, I), the prior"}
+    return {"name": f"gmm:{sampler.num_components}", "covariance": sampler.covariance,
+            "description": f"z from a {sampler.num_components}-component Gaussian mixture ({sampler.covariance} "
+                           "covariance) fitted to the encoder's posterior means of the training images"}
+
+
 def build_model_card(model, dataset=None, metrics=None, extra=None):
     """The model card: what the model is, what it was trained on, how well it does."""
     card = {
@@ -229,6 +238,7 @@ def build_model_card(model, dataset=None, metrics=None, extra=None):
         "binarize": model.binarize,
         "objective": model.objective,
         "capacity_max": model.capacity_max,
+        "sampler": _sampler_card(model),
         "parameters": int(model.count_params()),
         "dtype_policy": model.decoder.dtype_policy.name,  # "mixed_bfloat16": the networks compute in bfloat16
         "dataset": dataset,

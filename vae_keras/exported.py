@@ -212,6 +212,10 @@ class ExportedVAE:
         checks.check_number("temperature", temperature)
         seed = int(np.int32(np.int64(seed) & 0xFFFFFFFF)) if not -2**31 <= int(seed) < 2**31 else int(seed)
         labels = self._labels(label, int(num_samples))
+        sampler = (self.card.get("sampler") or {}).get("name", "prior")
+        if temperature != 1.0 and sampler != "prior":
+            raise ConfigError(f"temperature={temperature} scales z ~ N(0, I), and this model samples z from its fitted "
+                              f"mixture ({sampler}): use temperature 1.")
         if temperature == 1.0:
             return self._call("sample", num_samples=np.int32(num_samples), seed=np.int32(seed), **labels)
         z = tf.random.stateless_normal([int(num_samples), self.latent_dim], seed=[seed, 0]).numpy() * np.float32(temperature)

@@ -22,15 +22,39 @@ optimizer step t (beta without warm-up):
 
 Validation (``test_step``) uses the same formulas at the full weight (w = beta; free bits and the
 capacity target do not apply: a capacity run validates the ELBO, reconstruction + KL).
+
+``sampler`` (prior or gmm:K) only changes where random samples' z come from, never the loss, so it
+combines with everything except a conditional model (refused).
 """
 
 import dataclasses
+import re
 
 from vae_keras.errors import ConfigError
 
 # Model options' defaults, as `VAE.__init__` takes them.
 DEFAULT_CAPACITY_STEPS = 10000
 DEFAULT_CAPACITY_GAMMA = 1000.0
+
+
+PRIOR = "prior"
+DEFAULT_GMM_COMPONENTS = 10
+_SAMPLER = re.compile(r"^gmm(?::(\d+))?$")
+
+
+def parse_sampler(spec):
+    """The sampler option: ``"prior"`` -> None; ``"gmm"`` / ``"gmm:K"`` -> K (``gmm`` alone: 10 components).
+
+    Raises:
+        ConfigError: for anything else, naming the accepted forms.
+    """
+    match = _SAMPLER.match(spec) if isinstance(spec, str) else None
+    if spec == PRIOR:
+        return None
+    if match is None or (match.group(1) is not None and int(match.group(1)) < 1):
+        raise ConfigError(f"sampler must be 'prior', 'gmm' or 'gmm:K' with K >= 1 components (e.g. gmm:10). "
+                          f"Received: {spec!r}")
+    return int(match.group(1)) if match.group(1) else DEFAULT_GMM_COMPONENTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +88,9 @@ REFUSED = (
             "the capacity schedule only acts with controlled capacity (capacity_max > 0)"),
     Refusal("binarize", "likelihood", lambda o: o["binarize"] and o["likelihood"] != "bernoulli",
             "dynamic binarization makes binary pixels, which only the bernoulli likelihood models"),
+    Refusal("sampler", "num_classes", lambda o: o["sampler"] != "prior" and o["conditional"],
+            "one mixture fitted to the posterior means of all classes would ignore the label a conditional model "
+            "samples with", fix="Sample a conditional model from the prior (sampler='prior', --sampler prior)."),
 )
 
 # Training-run pairs (TrainConfig fields / CLI flags).
@@ -89,6 +116,7 @@ REFUSED_TRAINING = (
 # Names in messages where the contract's name differs: the keyword of `VAE`, and the command-line flag.
 KEYWORDS = {"kl_warmup": "kl_warmup_steps"}
 FLAGS = {
+    "num_classes": "--conditional",
     "kl_warmup": "--kl-warmup-epochs",
     "capacity_steps": "--capacity-epochs",
     "binarize": "--binarize",
@@ -99,7 +127,7 @@ def _describe(name, options, cli):
     value = options.get(name + "_given", options.get(name))
     if cli:
         flag = FLAGS.get(name, "--" + name.replace("_", "-"))
-        return f"{flag} {value}"
+        return flag if name == "num_classes" else f"{flag} {value}"
     return f"{KEYWORDS.get(name, name)}={value!r}"
 
 
@@ -110,7 +138,7 @@ def _raise(rule, options, cli):
 
 def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, capacity_max=0.0,
                         capacity_steps_set=False, capacity_gamma=DEFAULT_CAPACITY_GAMMA, iw_samples=1, binarize=False,
-                        likelihood="bernoulli", cli=False, given=None):
+                        likelihood="bernoulli", sampler="prior", conditional=False, cli=False, given=None):
     """Refuses a pair of model options listed in `REFUSED` with one line naming both.
 
     Args:
@@ -118,6 +146,8 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
         kl_warmup: the warm-up length (steps, or epochs on the command line); > 0 means on.
         capacity_steps_set: whether a capacity schedule length other than the default was given.
         binarize: whether dynamic binarization is on.
+        sampler: "prior" or "gmm:K" (`vae_keras.latent_density`).
+        conditional: whether the model is conditional (``num_classes`` set).
         cli: name the options as command-line flags (``--free-bits 0.5``) instead of keywords.
         given: optional dict option -> the value as the user gave it, for the message.
 
@@ -127,7 +157,7 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
     options = {"objective": objective, "beta": float(beta), "kl_warmup": kl_warmup, "free_bits": float(free_bits),
                "capacity_max": float(capacity_max), "capacity_steps_set": capacity_steps_set,
                "capacity_gamma": float(capacity_gamma), "iw_samples": iw_samples, "binarize": binarize,
-               "likelihood": likelihood}
+               "likelihood": likelihood, "sampler": sampler, "conditional": bool(conditional)}
     for name, value in (given or {}).items():
         options[name + "_given"] = value
     for rule in REFUSED:

@@ -66,6 +66,8 @@ class TrainConfig:
     tensorboard: str | None = None
     verbose: str | int = "auto"
     distribute: str = "none"
+    sampler: str = "prior"  # or "gmm:K": a mixture fitted to the posterior means after training (latent_density)
+    sample_quality: int = 0  # > 0: score this many random samples at export (FD, precision, recall; sample_quality)
 
     @classmethod
     def from_dict(cls, values):
@@ -147,6 +149,9 @@ class TrainConfig:
         checks.check_integer("eval-iw-samples", self.eval_iw_samples, 0,
                              message="{name} must be an integer >= 0 (0 skips the test evaluation). Received: {value!r}")
         checks.check_integer("seed", self.seed, message="{name} must be an integer. Received: {value!r}")
+        from vae_keras.sample_quality import check_num_samples  # numpy only: no TensorFlow before the data loads
+
+        check_num_samples("sample-quality", self.sample_quality)
         choice("model", ("mlp", "conv"))
         choice("likelihood", ("bernoulli", "gaussian", "logistic"))
         choice("conditional", (True, False))
@@ -164,12 +169,13 @@ class TrainConfig:
             self.hidden = tuple(self.hidden)
             if not self.hidden or not all(checks.is_integer(h) and h >= 1 for h in self.hidden):
                 raise ConfigError(f"hidden must be positive integers such as 512,256. Received: {self.hidden!r}")
+        options_lib.parse_sampler(self.sampler)
         # The option contract (vae_keras.options): refused pairs, named as flags, before any data is loaded.
         options_lib.check_model_options(
             objective=self.objective, beta=self.beta, kl_warmup=self.kl_warmup_epochs or 0, free_bits=self.free_bits,
             capacity_max=self.capacity_max, capacity_steps_set=self.capacity_epochs != TrainConfig.capacity_epochs,
             capacity_gamma=self.capacity_gamma, iw_samples=self.iw_samples, binarize=self.binarize == "dynamic",
-            likelihood=self.likelihood, cli=True,
+            likelihood=self.likelihood, sampler=self.sampler, conditional=bool(self.conditional), cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
         options_lib.check_training_options(dataclasses.asdict(self))
         if self.name is not None:

@@ -263,6 +263,7 @@ def build_model(config, run_data, run=None):
             kl_warmup_steps=int(round(config.resolved_kl_warmup_epochs * steps)), free_bits=config.free_bits,
             **_capacity_options(config, steps), objective=config.objective, iw_samples=config.iw_samples,
             num_classes=run_data.num_classes, seed=config.seed, dtype_policy=config.dtype_policy,
+            sampler=config.sampler,
         )
         if config.output_bias_init:
             model.initialize_output_bias(data_lib.to_float(run_data.fit_data.x_train).mean(axis=0))
@@ -337,6 +338,19 @@ def fit_model(config, model, run_data, resume=None, run=None, callbacks=()):
     return (checkpoint.history if checkpoint else export.history_rows_from_keras(fit.history)), time_limit
 
 
+def fit_sampler(config, model, run_data):
+    """Stage 4b: with ``--sampler gmm:K``, fits the mixture to the posterior means of the training images
+    (binarized once with ``config.seed`` when the model binarizes: the images it trained on); else nothing."""
+    if model.sampler is None:
+        return
+    from vae_keras import data as data_lib
+    from vae_keras import latent_density
+
+    x = run_data.fit_data.x_train
+    x = data_lib.binarize(x, config.seed) if run_data.binarized else data_lib.to_float(x)
+    latent_density.fit_gmm_sampler(model, x, seed=config.seed)
+
+
 def evaluate_model(config, model, run_data, history, resume=None, time_limit=None):
     """Stage 5: the run's metrics: those of the epoch whose weights are exported (``final_*``), how training
     ended, and the final test evaluation (``test_*``, K = --eval-iw-samples; skipped when it is 0)."""
@@ -353,6 +367,23 @@ def evaluate_model(config, model, run_data, history, resume=None, time_limit=Non
         metrics["best_epoch"] = int(best["epoch"]) if best else None
     if config.eval_iw_samples:
         metrics.update(test_evaluation(model, run_data.data, run_data.binarized, config))
+    if config.sample_quality:
+        metrics.update(sample_quality_metrics(model, run_data.data, config))
+    return metrics
+
+
+def sample_quality_metrics(model, data, config):
+    """``--sample-quality N``: the model card's ``test_sample_*`` metrics (`vae_keras.sample_quality`): FD,
+    precision and recall of N random samples (seed ``config.seed``, from the model's sampler) against every test
+    image, and the class accuracy of a conditional model's samples."""
+    from vae_keras import sample_quality
+
+    q = sample_quality.evaluate_samples(model, data, config.sample_quality, seed=config.seed)
+    metrics = {f"test_sample_{k}": q[k] for k in ("fd", "precision", "recall", "class_accuracy") if k in q}
+    metrics["test_sample_quality"] = (
+        f"{q['num_samples']:,} random samples ({q['sampler']}, seed {config.seed}) against {q['num_reference']:,} test "
+        f"images in the features of the {data.name} classifier (test accuracy {q['classifier_test_accuracy']:.4f}); "
+        f"precision/recall with k={q['k']}")
     return metrics
 
 
@@ -398,8 +429,10 @@ def train(config, data=None, callbacks=(), run=None):
     history, time_limit = fit_model(config, model, run_data, resume, run, callbacks)
     if not run.is_chief:  # multi-worker: only the chief evaluates and exports
         return run.finish_worker(model, history, resume.checkpoint)
-    stage = "final test evaluation"
+    stage = "fit of the sampler"
     try:
+        fit_sampler(config, model, run_data)
+        stage = "final test evaluation"
         metrics = evaluate_model(config, model, run_data, history, resume, time_limit)
         stage = "export"
         path = export_run(config, model, run_data, history, metrics)

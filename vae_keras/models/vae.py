@@ -23,7 +23,7 @@ import math
 import keras
 from keras import ops
 
-from vae_keras import checks, networks
+from vae_keras import checks, latent_density, networks
 from vae_keras import likelihoods as likelihoods_lib
 from vae_keras import options as options_lib
 from vae_keras.errors import ConfigError
@@ -61,6 +61,11 @@ class VAE(keras.Model):
             `iw_samples` samples (Burda et al. 2016).
         iw_samples: number of importance samples K for `objective="iwae"`.
         num_classes: number of classes of a conditional VAE; None for an unconditional one.
+        sampler: where random samples' z come from: "prior" (N(0, I), the default), or "gmm:K" for a
+            K-component Gaussian mixture fitted after training to the posterior means
+            (`vae_keras.latent_density.fit_gmm_sampler`; it equals N(0, I) until fitted), or a
+            `GaussianMixtureSampler`. It only changes sampling (`sample_latent`, the exported `sample`
+            signature), never the loss or the likelihood estimates.
         seed: seed of the sampling and binarization noise.
         **kwargs: base `keras.Model` arguments (e.g. `name`).
 
@@ -77,7 +82,7 @@ class VAE(keras.Model):
     def __init__(self, encoder, decoder, likelihood="bernoulli", beta=1.0, binarize=False,
                  kl_warmup_steps=0, free_bits=0.0, capacity_max=0.0, capacity_steps=options_lib.DEFAULT_CAPACITY_STEPS,
                  capacity_gamma=options_lib.DEFAULT_CAPACITY_GAMMA, objective="elbo", iw_samples=1, num_classes=None,
-                 seed=None, **kwargs):
+                 seed=None, sampler="prior", **kwargs):
         super().__init__(**kwargs)
         for name, value in (("beta", beta), ("free_bits", free_bits), ("capacity_max", capacity_max),
                             ("capacity_gamma", capacity_gamma)):
@@ -93,7 +98,8 @@ class VAE(keras.Model):
             objective=objective, beta=beta, kl_warmup=kl_warmup_steps, free_bits=free_bits, capacity_max=capacity_max,
             capacity_steps_set=capacity_steps != options_lib.DEFAULT_CAPACITY_STEPS, capacity_gamma=capacity_gamma,
             iw_samples=iw_samples, binarize=bool(binarize), likelihood=likelihood.name,
-            given={"capacity_steps": capacity_steps, "likelihood": likelihood.name})
+            sampler=_sampler_name(sampler), conditional=num_classes is not None,
+            given={"capacity_steps": capacity_steps, "likelihood": likelihood.name, "num_classes": num_classes})
         expected_inputs = 1 if num_classes is None else 2
         for part, net in (("encoder", encoder), ("decoder", decoder)):
             if len(net.inputs) != expected_inputs:
@@ -116,6 +122,7 @@ class VAE(keras.Model):
         self.iw_samples = iw_samples
         self.num_classes = num_classes
         self.seed = seed
+        self.sampler = _make_sampler(sampler, int(encoder.outputs[0].shape[-1]))  # None: the prior
         self.sampling = Sampling(seed=seed, name="sampling", dtype="float32")
         self.noise = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -176,6 +183,20 @@ class VAE(keras.Model):
     def decode_mean(self, z, label=None):
         """Returns E[x|z] [B, H, W, C]."""
         return self.likelihood.mean(self.decode(z, label))
+
+    def sample_latent(self, num_samples, seed):
+        """z [num_samples, D] for random samples, stateless and seeded (the same int seed, the same z): the
+        prior N(0, I) (TensorFlow's stateless normal with seed [seed, 0]), or the fitted mixture of ``sampler``."""
+        import tensorflow as tf  # stateless random ops (the exported `sample` signature runs this)
+
+        if self.sampler is not None:
+            return self.sampler.sample(num_samples, seed)
+        return tf.random.stateless_normal(tf.stack([num_samples, self.latent_dim]), seed=tf.stack([seed, 0]))
+
+    @property
+    def sampler_name(self):
+        """"prior", or "gmm:K"."""
+        return "prior" if self.sampler is None else f"gmm:{self.sampler.num_components}"
 
     def _split_inputs(self, inputs):
         if self.conditional:
@@ -410,6 +431,7 @@ class VAE(keras.Model):
             "iw_samples": self.iw_samples,
             "num_classes": self.num_classes,
             "seed": self.seed,
+            "sampler": "prior" if self.sampler is None else keras.saving.serialize_keras_object(self.sampler),
         })
         return config
 
@@ -419,7 +441,28 @@ class VAE(keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
         config["likelihood"] = likelihoods_lib.get(config["likelihood"])
+        if isinstance(config.get("sampler"), dict):
+            config["sampler"] = keras.saving.deserialize_keras_object(config["sampler"])
         return cls(**config)
+
+
+def _sampler_name(sampler):
+    if isinstance(sampler, latent_density.GaussianMixtureSampler):
+        return f"gmm:{sampler.num_components}"
+    latent_density.parse_sampler(sampler)  # a clear error for anything else
+    return sampler
+
+
+def _make_sampler(sampler, latent_dim):
+    """None for the prior, else a `GaussianMixtureSampler` (an unfitted one, equal to N(0, I), for "gmm:K")."""
+    if isinstance(sampler, latent_density.GaussianMixtureSampler):
+        if sampler.latent_dim != latent_dim:
+            raise ConfigError(f"The sampler draws z of {sampler.latent_dim} dims; the encoder's latent has {latent_dim}.")
+        return sampler
+    components = latent_density.parse_sampler(sampler)
+    if components is None:
+        return None
+    return latent_density.GaussianMixtureSampler(components, latent_dim, name="sampler")
 
 
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
