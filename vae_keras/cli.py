@@ -92,6 +92,14 @@ def build_parser():
     t.add_argument("--capacity-gamma", type=_finite_float, help="weight of |KL - C| (default 1000)")
     t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
     t.add_argument("--iw-samples", type=_positive_int, help="importance samples K for --objective iwae")
+    t.add_argument("--iwae-gradient", choices=["plain", "dreg"],
+                   help="encoder gradient of --objective iwae: plain (default) or dreg (Tucker et al. 2019's doubly "
+                        "reparameterized gradient: the same expected value, lower variance)")
+    t.add_argument("--prior", choices=["standard", "vamp", "mog"],
+                   help="p(z): standard N(0, I) (default), vamp (VampPrior: pseudo-inputs through the encoder, started "
+                        "from random training images) or mog (a trainable mixture of Gaussians)")
+    t.add_argument("--prior-components", type=_positive_int, metavar="K",
+                   help="components of --prior vamp (pseudo-inputs, default 100) or mog (default 10)")
     t.add_argument("--no-output-bias-init", dest="output_bias_init", action="store_const", const=False,
                    help="do not initialise the decoder's output bias from the data mean")
     t.add_argument("--validation-split", type=_fraction, metavar="F",

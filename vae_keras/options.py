@@ -72,7 +72,7 @@ REFUSED = (
             "free bits floor each latent dim's KL, and a learned prior's KL does not split into dims"),
     Refusal("prior", "num_classes", lambda o: o["prior"] != "standard" and o["num_classes"] is not None,
             "the learned priors are unconditional p(z), and a conditional model's prior would have to depend "
-            "on the label", fix="Use prior='standard' for a conditional model, or drop the classes."),
+            "on the label", fix="Drop one of them (a conditional model keeps the standard prior)."),
     Refusal("prior_components", "prior", lambda o: o["prior"] == "standard" and o["prior_components"] is not None,
             "the number of components only applies to a learned prior (vamp or mog)"),
     Refusal("iwae_gradient", "objective", lambda o: o["iwae_gradient"] != "plain" and o["objective"] != "iwae",

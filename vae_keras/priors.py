@@ -188,17 +188,19 @@ class VampPrior(Prior):
         self._encode = model.encode
 
     def initialize_from_images(self, images, seed=0):
-        """Sets the pseudo-inputs to K images drawn at random (without replacement when there are K or
-        more) from ``images`` [N, H, W, C] in [0, 1]."""
+        """Sets the pseudo-inputs to K images drawn at random (seeded; without replacement when there are K
+        or more) from ``images`` [N, H, W, C]: uint8 0..255 or floats in [0, 1] (`vae_keras.data.to_float`)."""
         import numpy as np
 
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape or not len(images):
+        from vae_keras.data import to_float
+
+        shape = tuple(np.shape(images))
+        if len(shape) != 4 or shape[1:] != self.image_shape or not shape[0]:
             raise ConfigError(f"initialize_from_images needs images [N, {', '.join(map(str, self.image_shape))}]. "
-                              f"Received shape {images.shape}")
+                              f"Received shape {shape}")
         rng = np.random.default_rng(seed)
-        index = rng.choice(len(images), self.num_components, replace=len(images) < self.num_components)
-        self.pseudo_inputs.assign(np.clip(images[index], 0.0, 1.0))
+        index = np.sort(rng.choice(shape[0], self.num_components, replace=shape[0] < self.num_components))
+        self.pseudo_inputs.assign(to_float(np.asarray(images)[index]))
 
     def components(self):
         """(means [K, D], log_vars [K, D], log_weights [K]) of the mixture 1/K sum_k q(z|u_k)."""
