@@ -134,12 +134,12 @@ def build_parser():
     e.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
 
-    s = sub.add_parser("sample", parents=[debug], help="decode z ~ N(0, I) into an image grid PNG")
+    s = sub.add_parser("sample", parents=[debug], help="decode z drawn from the model's prior (N(0, I) unless learned) into an image grid PNG")
     s.add_argument("model_dir", metavar="MODEL_DIR", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION")
     s.add_argument("--num", type=_positive_int, default=64, help="number of samples (default 64)")
     s.add_argument("--output", required=True, help="PNG file to write (never overwritten unless --overwrite)")
     s.add_argument("--seed", type=int, default=0, help="seed of z: the same seed draws the same samples (default 0)")
-    s.add_argument("--temperature", type=_finite_float, default=1.0, help="scale of z (default 1)")
+    s.add_argument("--temperature", type=_finite_float, default=1.0, help="scale of z ~ N(0, I) (default 1; a learned prior has none)")
     s.add_argument("--ncol", type=_positive_int, help="images per row (default: square grid; a row per class with --label all)")
     s.add_argument("--label", help="conditional models: a class index or name, or 'all' for a row per class")
     s.add_argument("--scale", type=_positive_int, default=1, metavar="N",

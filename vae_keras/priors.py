@@ -189,18 +189,19 @@ class VampPrior(Prior):
 
     def initialize_from_images(self, images, seed=0):
         """Sets the pseudo-inputs to K images drawn at random (seeded; without replacement when there are K
-        or more) from ``images`` [N, H, W, C]: uint8 0..255 or floats in [0, 1] (`vae_keras.data.to_float`)."""
+        or more) from ``images`` [N, H, W, C], floats in [0, 1] (`vae_keras.data.to_float` converts uint8)."""
         import numpy as np
 
-        from vae_keras.data import to_float
-
-        shape = tuple(np.shape(images))
-        if len(shape) != 4 or shape[1:] != self.image_shape or not shape[0]:
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[1:] != self.image_shape or not len(images):
             raise ConfigError(f"initialize_from_images needs images [N, {', '.join(map(str, self.image_shape))}]. "
-                              f"Received shape {shape}")
+                              f"Received shape {images.shape}")
         rng = np.random.default_rng(seed)
-        index = np.sort(rng.choice(shape[0], self.num_components, replace=shape[0] < self.num_components))
-        self.pseudo_inputs.assign(to_float(np.asarray(images)[index]))
+        chosen = images[np.sort(rng.choice(len(images), self.num_components, replace=len(images) < self.num_components))]
+        if chosen.dtype.kind != "f" or not (np.all(np.isfinite(chosen)) and chosen.min() >= 0 and chosen.max() <= 1):
+            raise ConfigError(f"initialize_from_images needs float images in [0, 1]. Received dtype {chosen.dtype}, "
+                              f"range [{chosen.min()}, {chosen.max()}]: convert them with vae_keras.data.to_float.")
+        self.pseudo_inputs.assign(chosen.astype("float32"))
 
     def components(self):
         """(means [K, D], log_vars [K, D], log_weights [K]) of the mixture 1/K sum_k q(z|u_k)."""
