@@ -72,7 +72,8 @@ class TestLayout:
             log.ParseFromString(record.numpy())
             logs.append(log.predict_log.request)
         assert {r.model_spec.signature_name: sorted(r.inputs) for r in logs} == {
-            "serving_default": ["x"], "encode": ["x"], "decode": ["z"], "sample": ["num_samples", "seed"]}
+            "serving_default": ["x"], "encode": ["x"], "decode": ["z"], "sample": ["num_samples", "seed"],
+            "log_weights": ["num_samples", "seed", "x"]}
         assert all(r.model_spec.name == "tiny" for r in logs)
         # Each request is accepted by the exported signature it names.
         saved = tf.saved_model.load(tiny_export[1])
@@ -114,6 +115,8 @@ class TestSignatures:
               "x_mean": m.signatures["serving_default"](x=tf.constant(x))["x_mean"].numpy().tolist(),
               "decode_keys": sorted(m.signatures["decode"](z=tf.zeros([2, 4]))),
               "sample_shape": list(m.signatures["sample"](num_samples=tf.constant(7), seed=tf.constant(0))["x_mean"].shape),
+              "log_w_shape": list(m.signatures["log_weights"](x=tf.constant(x), num_samples=tf.constant(5),
+                                                              seed=tf.constant(0))["log_w"].shape),
               "vae_keras_imported": any(k.startswith("vae_keras") for k in sys.modules),
             }}
             print("RESULT" + json.dumps(out))
@@ -122,7 +125,8 @@ class TestSignatures:
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/", env=env, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         result = json.loads(proc.stdout.split("RESULT", 1)[1])
-        assert result["signatures"] == ["decode", "encode", "sample", "serving_default"]
+        assert result["signatures"] == ["decode", "encode", "log_weights", "sample", "serving_default"]
+        assert result["log_w_shape"] == [5, 3]
         assert result["decode_keys"] == ["x_logits", "x_mean"]
         assert result["sample_shape"] == [7, 28, 28, 1]
         assert result["vae_keras_imported"] is False

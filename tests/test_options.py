@@ -44,6 +44,9 @@ OPTIONS = {
     "dtype_policy=mixed_bfloat16": {"dtype_policy": "mixed_bfloat16"},
     "dtype_policy=mixed_float16": {"dtype_policy": "mixed_float16"},
     "sampler=gmm": {"sampler": "gmm:2"},  # changes sampling only: the loss is the documented one
+    "prior=vamp": {"prior": "vamp", "prior_components": 3},
+    "prior=mog": {"prior": "mog", "prior_components": 4},
+    "iwae_gradient=dreg": {"iwae_gradient": "dreg"},
 }
 # The contract, written out independently of vae_keras.options: the refused pairs (in either order).
 REFUSED = {
@@ -51,24 +54,27 @@ REFUSED = {
     frozenset({"capacity", "free_bits"}), frozenset({"capacity", "kl_warmup"}), frozenset({"capacity", "beta"}),
     frozenset({"binarize", "likelihood=gaussian"}), frozenset({"binarize", "likelihood=logistic"}),
     frozenset({"sampler=gmm", "conditional"}),
+    frozenset({"prior=vamp", "free_bits"}), frozenset({"prior=mog", "free_bits"}),
+    frozenset({"prior=vamp", "conditional"}), frozenset({"prior=mog", "conditional"}),
 }
-# iw_samples > 1 needs objective="iwae": refused with everything else.
-ALWAYS_REFUSED = {"iw_samples"}
+# iw_samples > 1 and iwae_gradient="dreg" need objective="iwae": refused with everything else.
+ALWAYS_REFUSED = {"iw_samples", "iwae_gradient=dreg"}
 # Two values of one option are not a pair.
 SAME_OPTION = {frozenset({"likelihood=gaussian", "likelihood=logistic"}),
-               frozenset({"dtype_policy=mixed_bfloat16", "dtype_policy=mixed_float16"})}
+               frozenset({"dtype_policy=mixed_bfloat16", "dtype_policy=mixed_float16"}),
+               frozenset({"prior=vamp", "prior=mog"})}
 # The keyword each option's message names (a refusal must name both options of the pair).
 KEYWORD = {"objective": "objective", "beta": "beta", "kl_warmup": "kl_warmup_steps", "free_bits": "free_bits",
            "capacity": "capacity_max", "iw_samples": "iw_samples", "binarize": "binarize",
            "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood", "sampler=gmm": "sampler",
-           "conditional": "num_classes"}
+           "prior=vamp": "prior", "prior=mog": "prior", "conditional": "num_classes", "iwae_gradient=dreg": "iwae_gradient"}
 
 PAIRS = [p for p in itertools.combinations(OPTIONS, 2) if frozenset(p) not in SAME_OPTION]
 
 
 def _refused(pair):
     names = set(pair)
-    if "iw_samples" in names and "objective" not in names:
+    if names & ALWAYS_REFUSED and "objective" not in names:
         return True
     return frozenset(names) in REFUSED
 
@@ -105,27 +111,57 @@ def _np_log_px(likelihood, x, params):
     return per_pixel.reshape(len(x), -1).sum(axis=1)
 
 
-def _np_loss(kwargs, x, params, z_mean, z_log_var, weights):
-    """The documented training loss at optimizer step 0, with eps = 0 (z = z_mean)."""
+def _np_mixture_log_prob(z, means, log_vars, log_weights):
+    """log sum_k pi_k N(z; mu_k, diag exp(log_var_k)), z [B, D]."""
+    z, means, log_vars = z[:, None].astype(np.float64), means.astype(np.float64), log_vars.astype(np.float64)
+    per_component = np.sum(-0.5 * (math.log(2 * math.pi) + log_vars + (z - means) ** 2 / np.exp(log_vars)), axis=-1)
+    top = np.max(per_component + log_weights, axis=1, keepdims=True)
+    return (top + np.log(np.sum(np.exp(per_component + log_weights - top), axis=1, keepdims=True)))[:, 0]
+
+
+def _np_loss(kwargs, x, params, z_mean, z_log_var, weights, prior=None):
+    """The documented training loss at optimizer step 0, with eps = 0 (z = z_mean).
+
+    ``prior``: (means, log_vars, log_weights) of a learned prior's mixture, None for N(0, I)."""
     z_mean, z_log_var = z_mean.astype(np.float64), z_log_var.astype(np.float64)
     mean = lambda v: np.sum(weights.reshape((-1,) + (1,) * (v.ndim - 1)) * v, axis=0) / len(x)  # noqa: E731
     log_px = _np_log_px(kwargs.get("likelihood", "bernoulli"), x, params)
     kl_per_dim = 0.5 * (np.exp(z_log_var) + z_mean ** 2 - 1 - z_log_var)
+    log_qz = np.sum(-0.5 * (math.log(2 * math.pi) + z_log_var), axis=1)  # eps = 0
+    if prior is not None:  # the Monte-Carlo KL log q(z|x) - log p(z) at z = z_mean, summed dims only as a whole
+        kl_per_dim = None
+        log_pz = _np_mixture_log_prob(z_mean, *prior)
+        kl = log_qz - log_pz
+    else:
+        log_pz = np.sum(-0.5 * (z_mean ** 2 + math.log(2 * math.pi)), axis=1)
+        kl = kl_per_dim.sum(axis=1)
     beta = kwargs.get("beta", 1.0)
     warmup = kwargs.get("kl_warmup_steps", 0)
     w = beta * min(1.0, 1.0 / warmup) if warmup else beta
     if kwargs.get("objective") == "iwae":
-        log_pz = np.sum(-0.5 * (z_mean ** 2 + math.log(2 * math.pi)), axis=1)
-        log_qz = np.sum(-0.5 * (math.log(2 * math.pi) + z_log_var), axis=1)  # eps = 0
         log_w = log_px + w * (log_pz - log_qz)  # all K samples equal: logsumexp - log K = log_w
         return mean(-log_w)
     reconstruction = mean(-log_px)
     if kwargs.get("capacity_max"):
         target = kwargs["capacity_max"] * min(1.0, 1.0 / kwargs["capacity_steps"])
-        return reconstruction + kwargs["capacity_gamma"] * abs(mean(kl_per_dim.sum(axis=1)) - target)
+        return reconstruction + kwargs["capacity_gamma"] * abs(mean(kl) - target)
     if kwargs.get("free_bits"):
         return reconstruction + w * np.maximum(mean(kl_per_dim), kwargs["free_bits"]).sum()
-    return reconstruction + w * mean(kl_per_dim.sum(axis=1))
+    return reconstruction + w * mean(kl)
+
+
+def _np_prior(vae, kwargs):
+    """A learned prior's mixture (means, log_vars, log_weights) read from its weights before the step."""
+    prior, k = kwargs.get("prior"), kwargs.get("prior_components")
+    if prior == "mog":
+        logits = keras.ops.convert_to_numpy(vae.prior.logits).astype(np.float64)
+        return (keras.ops.convert_to_numpy(vae.prior.means), keras.ops.convert_to_numpy(vae.prior.log_vars),
+                logits - np.log(np.sum(np.exp(logits))))
+    if prior == "vamp":  # the pseudo-inputs, clipped to [0, 1], through the encoder; uniform weights
+        pseudo = np.clip(keras.ops.convert_to_numpy(vae.prior.pseudo_inputs), 0.0, 1.0)
+        means, log_vars = (keras.ops.convert_to_numpy(t) for t in vae.encode(pseudo))
+        return means, log_vars, np.full(k, -math.log(k))
+    return None
 
 
 def _data(kwargs, rng):
@@ -150,7 +186,7 @@ def _one_step(names):
     # The reference: the networks' outputs before the step, through the documented formula.
     z_mean, z_log_var = (keras.ops.convert_to_numpy(t) for t in vae.encode(x, labels))
     params = keras.ops.convert_to_numpy(vae.decode(z_mean, labels))
-    expected = _np_loss(kwargs, x, params, z_mean, z_log_var, weights)
+    expected = _np_loss(kwargs, x, params, z_mean, z_log_var, weights, prior=_np_prior(vae, kwargs))
     history = vae.fit(x, labels, sample_weight=weights if "sample_weight" in names else None,
                       batch_size=BATCH, epochs=1, shuffle=False, verbose=0).history
     return history["loss"][0], expected, kwargs
@@ -164,8 +200,11 @@ def test_every_pair_trains_with_its_documented_loss_or_is_refused(pair):
         message = str(info.value)
         assert "\n" not in message
         # The refusal names the refused pair: iw_samples with the ELBO, or the two options themselves.
-        named = ("iw_samples", "objective") if "iw_samples" in pair else [KEYWORD[name] for name in pair]
-        assert all(keyword in message for keyword in named), (pair, message)
+        always = set(pair) & ALWAYS_REFUSED
+        if always and "objective" not in pair:  # iw_samples or iwae_gradient without objective="iwae"
+            assert "objective" in message and any(KEYWORD[n] in message for n in always), (pair, message)
+        else:
+            assert all(KEYWORD[name] in message for name in pair), (pair, message)
         return
     got, expected, kwargs = _one_step(pair)
     assert np.isfinite(got)
@@ -176,8 +215,7 @@ def test_every_pair_trains_with_its_documented_loss_or_is_refused(pair):
 @pytest.mark.parametrize("name", list(OPTIONS))
 def test_each_option_alone(name):
     if name in ALWAYS_REFUSED:
-        with pytest.raises(ConfigError, match="iw_samples=3 cannot be combined with objective='elbo'|"
-                                              "objective='elbo' cannot be combined with iw_samples=3"):
+        with pytest.raises(ConfigError, match="(iw_samples=3|iwae_gradient='dreg') cannot be combined with objective='elbo'"):
             _one_step([name])
         return
     got, expected, _ = _one_step([name])
@@ -187,6 +225,7 @@ def test_each_option_alone(name):
 @pytest.mark.parametrize("kwargs, names", [
     ({"capacity_gamma": 10.0}, ("capacity_gamma", "capacity_max")),
     ({"capacity_steps": 50}, ("capacity_steps", "capacity_max")),
+    ({"prior_components": 5}, ("prior_components", "prior")),
 ])
 def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     with pytest.raises(ConfigError) as info:
@@ -215,6 +254,10 @@ def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     ({"lr_schedule": "cosine", "time_limit": 5.0, "distribute": "multi-worker"},
      ("--lr-schedule cosine", "--distribute multi-worker", "--time-limit")),
     ({"sampler": "gmm:5", "conditional": True}, ("--sampler gmm:5", "--conditional")),
+    ({"prior": "vamp", "free_bits": 0.5}, ("--prior vamp", "--free-bits 0.5")),
+    ({"prior": "mog", "conditional": True}, ("--prior mog", "--conditional")),
+    ({"prior_components": 5}, ("--prior-components 5", "--prior standard")),
+    ({"iwae_gradient": "dreg"}, ("--iwae-gradient dreg", "--objective elbo")),
 ])
 def test_train_config_refuses_the_same_pairs_naming_both_flags(values, flags):
     with pytest.raises(ConfigError) as info:
@@ -269,7 +312,8 @@ def test_readme_option_table_lists_every_refused_pair():
     expected |= {frozenset({"objective", "iw_samples"}), frozenset({"capacity_gamma", "capacity_max"}),
                  frozenset({"capacity_steps", "capacity_max"}), frozenset({"steps_per_execution", "distribute"}),
                  frozenset({"clip_norm", "distribute"}), frozenset({"early_stopping_patience", "validation_split"}),
-                 frozenset({"lr_schedule", "distribute"})}
+                 frozenset({"lr_schedule", "distribute"}), frozenset({"prior_components", "prior"}),
+                 frozenset({"iwae_gradient", "objective"})}
     assert refused_in_readme == expected
 
 

@@ -95,9 +95,17 @@ def build_parser():
     t.add_argument("--sample-quality", type=_non_negative_int, metavar="N",
                    help="score N random samples at export: FD, precision, recall (and class accuracy of a conditional "
                         "model) on the model card (default 0: off; 2000 is the benchmark's)")
-    t.add_argument("--sampler", type=_sampler, help="where random samples' z come from: prior (N(0, I), default) or "
+    t.add_argument("--sampler", type=_sampler, help="where random samples' z come from: prior (the model's p(z), default) or "
                    "gmm:K, a K-component Gaussian mixture fitted to the training images' posterior means after training "
                    "(gmm: 10 components); used by the exported sample signature and vae-keras sample")
+    t.add_argument("--iwae-gradient", choices=["plain", "dreg"],
+                   help="encoder gradient of --objective iwae: plain (default) or dreg (Tucker et al. 2019's doubly "
+                        "reparameterized gradient: the same expected value, lower variance)")
+    t.add_argument("--prior", choices=["standard", "vamp", "mog"],
+                   help="p(z): standard N(0, I) (default), vamp (VampPrior: pseudo-inputs through the encoder, started "
+                        "from random training images) or mog (a trainable mixture of Gaussians)")
+    t.add_argument("--prior-components", type=_positive_int, metavar="K",
+                   help="components of --prior vamp (pseudo-inputs, default 100) or mog (default 10)")
     t.add_argument("--no-output-bias-init", dest="output_bias_init", action="store_const", const=False,
                    help="do not initialise the decoder's output bias from the data mean")
     t.add_argument("--validation-split", type=_fraction, metavar="F",
@@ -135,12 +143,12 @@ def build_parser():
                         "(and class accuracy for a conditional model) in a classifier's features (default 0: off)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
 
-    s = sub.add_parser("sample", parents=[debug], help="decode z ~ N(0, I) into an image grid PNG")
+    s = sub.add_parser("sample", parents=[debug], help="decode z drawn from the model's prior (N(0, I) unless learned) into an image grid PNG")
     s.add_argument("model_dir", metavar="MODEL_DIR", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION")
     s.add_argument("--num", type=_positive_int, default=64, help="number of samples (default 64)")
     s.add_argument("--output", required=True, help="PNG file to write (never overwritten unless --overwrite)")
     s.add_argument("--seed", type=int, default=0, help="seed of z: the same seed draws the same samples (default 0)")
-    s.add_argument("--temperature", type=_finite_float, default=1.0, help="scale of z (default 1)")
+    s.add_argument("--temperature", type=_finite_float, default=1.0, help="scale of z ~ N(0, I) (default 1; a learned prior has none)")
     s.add_argument("--ncol", type=_positive_int, help="images per row (default: square grid; a row per class with --label all)")
     s.add_argument("--label", help="conditional models: a class index or name, or 'all' for a row per class")
     s.add_argument("--scale", type=_positive_int, default=1, metavar="N",

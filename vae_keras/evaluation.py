@@ -17,7 +17,7 @@ import tensorflow as tf
 from vae_keras import checks
 from vae_keras import labels as labels_lib
 from vae_keras.errors import ConfigError
-from vae_keras.gaussian import gaussian_kl
+from vae_keras.gaussian import diag_normal_log_prob_of_noise, gaussian_kl
 from vae_keras.nll_kinds import (  # noqa: F401 - re-exported: evaluation.DISCRETE, evaluation.nll_kind, ...
     DENSITY,
     DISCRETE,
@@ -125,6 +125,20 @@ def latent_statistics(model, x, batch_size=500, labels=None):
     return np.concatenate(means), np.concatenate(kls).mean(axis=0)
 
 
+def learned_prior_kl(model, x, num_samples=16, seed=0, batch_size=500):
+    """KL(q(z|x) || p(z)) per image [N] for a model with a learned prior (no closed form): the mean over
+    ``num_samples`` draws z_s ~ q(z|x) (seeded) of log q(z_s|x) - log p(z_s)."""
+    generator = keras.random.SeedGenerator(seed)
+    out = []
+    for start in range(0, len(x), batch_size):
+        z_mean, z_log_var = model.encode(tf.constant(x[start:start + batch_size]))
+        eps = keras.random.normal((num_samples,) + tuple(z_mean.shape), seed=generator)
+        z = z_mean[None] + keras.ops.exp(0.5 * z_log_var)[None] * eps
+        kl = diag_normal_log_prob_of_noise(eps, z_log_var[None]) - model.prior.log_prob(z)
+        out.append(keras.ops.convert_to_numpy(keras.ops.mean(kl, axis=0)))
+    return np.concatenate(out)
+
+
 def active_units(z_mean, threshold=ACTIVE_UNIT_THRESHOLD):
     """Number of latent dims whose posterior mean varies over the data: Var_x(E_q[z_j]) > threshold.
 
@@ -155,7 +169,8 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
         A dict: ``elbo`` (nats, mean over images), ``nll`` (importance-weighted negative
         log-likelihood, nats), ``nll_kind`` (`nll_kind`: DISCRETE, DENSITY or NOT_A_LIKELIHOOD),
         ``nll_meaning`` (its words for reports), ``bits_per_dim`` (None unless ``nll_kind`` is
-        DISCRETE), ``kl`` (mean KL, nats), ``kl_per_dim`` (list), ``active_units`` (None with fewer than
+        DISCRETE), ``kl`` (mean KL, nats), ``kl_per_dim`` (list; None with a learned prior, whose KL does
+        not split into dims and is then the Monte-Carlo `learned_prior_kl`), ``active_units`` (None with fewer than
         two images: the variance over images is undefined), ``latent_dim``, ``iw_samples``, ``num_images``
         (the images evaluated).
     """
@@ -171,14 +186,16 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
     z_mean, kl_per_dim = latent_statistics(model, x, labels=labels)
     nll = -float(np.mean(iw["log_px"]))
     kind = nll_kind(model.likelihood, x)
+    learned_prior = getattr(getattr(model, "prior", None), "learned", False)
+    kl = float(np.mean(learned_prior_kl(model, x, seed=seed))) if learned_prior else float(np.sum(kl_per_dim))
     return {
         "elbo": float(np.mean(iw["elbo"])),
         "nll": nll,
         "nll_kind": kind,
         "nll_meaning": NLL_MEANINGS[kind],
         "bits_per_dim": bits_per_dim(nll, int(np.prod(x.shape[1:]))) if kind == DISCRETE else None,
-        "kl": float(np.sum(kl_per_dim)),
-        "kl_per_dim": [float(v) for v in kl_per_dim],
+        "kl": kl,
+        "kl_per_dim": None if learned_prior else [float(v) for v in kl_per_dim],
         "active_units": active_units(z_mean),
         "latent_dim": int(model.latent_dim),
         "iw_samples": int(iw_samples),

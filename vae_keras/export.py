@@ -7,7 +7,9 @@ Each version folder holds ``saved_model.pb``, ``variables/`` and ``assets.extra/
 - ``serving_default``: x float32 [None, H, W, C] -> x_mean, z_mean, z_log_var
 - ``encode``: x -> z_mean, z_log_var
 - ``decode``: z float32 [None, latent_dim] -> x_mean and the likelihood's parameters
-- ``sample``: num_samples int32 scalar, seed int32 scalar -> x_mean, z
+- ``sample``: num_samples int32 scalar, seed int32 scalar -> x_mean, z (z drawn from the model's prior)
+- ``log_weights``: x, num_samples int32 scalar, seed int32 scalar -> log_w [num_samples, None]
+- ``log_prior`` (models with a learned prior only): z -> log_pz [None]
 
 A version is built in a hidden temporary folder beside the versions (TF Serving only loads folders
 whose names are integers) and renamed into place, so a crash never leaves a half-written version and
@@ -32,6 +34,7 @@ from vae_keras.layout import (  # noqa: F401 - the export layout's names, re-exp
     CONFIG_FILE,
     HISTORY,
     KERAS_FILE,
+    LEARNED_PRIOR_SIGNATURES,
     MODEL_CARD,
     SIGNATURES,
     WARMUP_FILE,
@@ -52,8 +55,13 @@ def check_model_name(name):
     return name
 
 
+def signature_names(model):
+    """The signatures an export of ``model`` has: `SIGNATURES`, plus ``log_prior`` with a learned prior."""
+    return list(SIGNATURES) + (list(LEARNED_PRIOR_SIGNATURES) if model.prior.learned else [])
+
+
 def _signature_functions(model):
-    """The four serving functions, closed over the model's variables.
+    """The serving functions (`signature_names`), closed over the model's variables.
 
     A conditional model's functions also take ``label`` int32 [None]; labels outside
     [0, num_classes) fail with an InvalidArgumentError that names the range.
@@ -96,20 +104,35 @@ def _signature_functions(model):
             tf.debugging.assert_equal(tf.shape(label)[0], num_samples, message="label needs one entry per sample")
         return {"x_mean": decode_outputs(z, checked(label))["x_mean"], "z": z}
 
+    def log_weights(x, num_samples, seed, label=None):
+        # log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k = mean + sigma * eps_k, eps: seed [seed, 0].
+        label = checked(label)
+        z_mean, z_log_var = model.encode(x, label)
+        eps = tf.random.stateless_normal(tf.stack([num_samples, tf.shape(z_mean)[0], latent_dim]),
+                                         seed=tf.stack([seed, 0]))
+        log_px, log_pz, log_qz = model._log_weight_terms(x, label, z_mean, z_log_var, eps)
+        return {"log_w": log_px + log_pz - log_qz}
+
+    def log_prior(z):
+        return {"log_pz": model.prior.log_prob(z)}
+
     x_spec = tf.TensorSpec((None,) + tuple(image_shape), tf.float32, name="x")
     z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")
     scalar = [tf.TensorSpec((), tf.int32, name="num_samples"), tf.TensorSpec((), tf.int32, name="seed")]
     label = [tf.TensorSpec((None,), tf.int32, name="label")] if num_classes is not None else []
-    return {
+    functions = {
         "serving_default": (serving_default, [x_spec] + label),
         "encode": (encode, [x_spec] + label),
         "decode": (decode, [z_spec] + label),
         "sample": (sample, scalar + label),
+        "log_weights": (log_weights, [x_spec] + scalar + label),
+        "log_prior": (log_prior, [z_spec]),
     }
+    return {name: functions[name] for name in signature_names(model)}
 
 
 def write_saved_model(model, path):
-    """Writes the model's SavedModel with the four signatures to ``path`` (no assets.extra).
+    """Writes the model's SavedModel with its signatures (`signature_names`) to ``path`` (no assets.extra).
 
     A plain `tf.Module` holding the model: `keras.export.ExportArchive` would store every
     variable twice (once per tracking path), doubling ``variables/`` for nothing.
@@ -191,12 +214,16 @@ def warmup_records(model, model_name):
         "encode": {"x": x},
         "decode": {"z": z},
         "sample": {"num_samples": np.int32(1), "seed": np.int32(0)},
+        "log_weights": {"x": x, "num_samples": np.int32(1), "seed": np.int32(0)},
+        "log_prior": {"z": z},
     }
     if model.conditional:
-        for tensors in inputs.values():
-            tensors["label"] = np.zeros((1,), np.int32)
+        for name, tensors in inputs.items():
+            if name != "log_prior":
+                tensors["label"] = np.zeros((1,), np.int32)
     records = []
-    for signature, tensors in inputs.items():
+    for signature in signature_names(model):
+        tensors = inputs[signature]
         request = predict_pb2.PredictRequest(
             model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
         for key, value in tensors.items():
@@ -215,7 +242,9 @@ def _write_tfrecord(path, records):
 def _sampler_card(model):
     sampler = getattr(model, "sampler", None)
     if sampler is None:
-        return {"name": "prior", "description": "z ~ N(0, I), the prior"}
+        if model.prior.kind == "standard":
+            return {"name": "prior", "description": "z ~ N(0, I), the prior"}
+        return {"name": "prior", "description": f"z from the learned prior ({model.prior.kind})"}
     return {"name": f"gmm:{sampler.num_components}", "covariance": sampler.covariance,
             "description": f"z from a {sampler.num_components}-component Gaussian mixture ({sampler.covariance} "
                            "covariance) fitted to the encoder's posterior means of the training images"}
@@ -239,11 +268,14 @@ def build_model_card(model, dataset=None, metrics=None, extra=None):
         "objective": model.objective,
         "capacity_max": model.capacity_max,
         "sampler": _sampler_card(model),
+        "prior": model.prior.kind,
+        "prior_components": getattr(model.prior, "num_components", None),
+        "iwae_gradient": model.iwae_gradient,
         "parameters": int(model.count_params()),
         "dtype_policy": model.decoder.dtype_policy.name,  # "mixed_bfloat16": the networks compute in bfloat16
         "dataset": dataset,
         "metrics": metrics or {},
-        "signatures": list(SIGNATURES),
+        "signatures": signature_names(model),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": {
             "vae_keras": _vae_keras_version(),

@@ -198,18 +198,41 @@ class ExportedVAE:
             raise ModelDirError(f"This model decodes z of shape [N, {self.latent_dim}]; received {z.shape}.")
         return self._call("decode", z=z, **self._labels(label, len(z)))
 
-    def sample(self, num_samples, seed=0, temperature=1.0, label=None):
-        """Draws z ~ N(0, temperature^2 I) and decodes it.
+    def log_weights(self, x, num_samples, seed=0, label=None):
+        """log w [num_samples, N] = log p(x, z_k) - log q(z_k|x) from the ``log_weights`` signature.
 
-        At temperature 1 this is the `sample` signature; otherwise the same seeded z (TensorFlow's
-        stateless normal with seed [seed, 0]) is scaled and sent through `decode`, so a given seed
-        shows the same images at every temperature, only sharper or wilder. A conditional model
-        needs ``label``: one class for all samples, or one per sample.
+        ``logsumexp(log_w, axis=0) - log(num_samples)`` estimates log p(x) (binarize ``x`` first for a
+        Bernoulli model evaluated on binary images).
+        """
+        if "log_weights" not in self.signatures:
+            raise ModelDirError(f"{self.path!r} has no 'log_weights' signature (exported before it existed); "
+                                "re-export it with this version of vae_keras.")
+        checks.check_integer("num_samples", num_samples, 1, numpy=True)
+        x = self._check_images(x)
+        return self._call("log_weights", x=x, num_samples=np.int32(num_samples), seed=np.int32(seed),
+                          **self._labels(label, len(x)))["log_w"]
+
+    @property
+    def prior(self):
+        """The model card's prior: "standard" (also for exports older than the learned priors), "vamp", "mog"."""
+        return self.card.get("prior") or "standard"
+
+    def sample(self, num_samples, seed=0, temperature=1.0, label=None):
+        """Draws z from the prior and decodes it: the `sample` signature.
+
+        For the standard prior, a temperature other than 1 draws z ~ N(0, temperature^2 I): the same seeded
+        z (TensorFlow's stateless normal with seed [seed, 0]) is scaled and sent through `decode`, so a given
+        seed shows the same images at every temperature, only sharper or wilder. A learned prior has no
+        temperature (it is refused). A conditional model needs ``label``: one class for all samples, or one
+        per sample.
         """
         import tensorflow as tf
 
         checks.check_integer("num_samples", num_samples, 0, numpy=True)
         checks.check_number("temperature", temperature)
+        if temperature != 1.0 and self.prior != "standard":
+            raise ConfigError(f"temperature={temperature!r} scales z ~ N(0, I); this model samples from its learned "
+                              f"{self.prior!r} prior, which has no temperature. Use temperature 1.")
         seed = int(np.int32(np.int64(seed) & 0xFFFFFFFF)) if not -2**31 <= int(seed) < 2**31 else int(seed)
         labels = self._labels(label, int(num_samples))
         sampler = (self.card.get("sampler") or {}).get("name", "prior")
@@ -238,3 +261,4 @@ def check_signatures(signatures, where="the SavedModel", conditional=False):
                 f"Signature {name!r} of {where!r} takes {sorted(got_in)} -> {sorted(got_out)}; "
                 f"the contract needs {sorted(inputs)} -> {sorted(outputs)}."
             )
+

@@ -7,7 +7,8 @@ TensorFlow is imported.
 
 import os
 
-SIGNATURES = ("serving_default", "encode", "decode", "sample")
+SIGNATURES = ("serving_default", "encode", "decode", "sample", "log_weights")
+LEARNED_PRIOR_SIGNATURES = ("log_prior",)  # also exported by a model with a learned prior (vae_keras.priors)
 ASSETS_EXTRA = "assets.extra"
 MODEL_CARD = "model_card.json"
 HISTORY = "history.csv"

@@ -18,7 +18,11 @@ optimizer step t (beta without warm-up):
   (t + 1) / capacity_steps).
 - ``objective="iwae"``: loss = M[-(logsumexp_k log w_ik - log K)], log w_ik = log p(x_i|z_ik) +
   w_t * (log p(z_ik) - log q(z_ik|x_i)), z_ik ~ q(z|x_i), k = 1..K (beta-IWAE; w_t = 1 is Burda
-  et al.'s bound).
+  et al.'s bound). ``iwae_gradient="dreg"`` keeps this loss value and changes only the encoder's
+  gradient estimator (Tucker et al. 2019's doubly reparameterized gradient; see `VAE`).
+- ``prior="vamp"`` or ``"mog"`` (a learned p(z), `vae_keras.priors`): log p(z) above is the learned
+  one, and the ELBO's KL_i (no closed form) is the Monte-Carlo term log q(z_i|x_i) - log p(z_i) at the
+  z_i of the reconstruction; KL_term = M[KL_i] (capacity: |M[KL_i] - C_t|).
 
 Validation (``test_step``) uses the same formulas at the full weight (w = beta; free bits and the
 capacity target do not apply: a capacity run validates the ELBO, reconstruction + KL).
@@ -88,9 +92,18 @@ REFUSED = (
             "the capacity schedule only acts with controlled capacity (capacity_max > 0)"),
     Refusal("binarize", "likelihood", lambda o: o["binarize"] and o["likelihood"] != "bernoulli",
             "dynamic binarization makes binary pixels, which only the bernoulli likelihood models"),
-    Refusal("sampler", "num_classes", lambda o: o["sampler"] != "prior" and o["conditional"],
+    Refusal("sampler", "num_classes", lambda o: o["sampler"] != "prior" and o["num_classes"] is not None,
             "one mixture fitted to the posterior means of all classes would ignore the label a conditional model "
             "samples with", fix="Sample a conditional model from the prior (sampler='prior', --sampler prior)."),
+    Refusal("prior", "free_bits", lambda o: o["prior"] != "standard" and o["free_bits"] > 0,
+            "free bits floor each latent dim's KL, and a learned prior's KL does not split into dims"),
+    Refusal("prior", "num_classes", lambda o: o["prior"] != "standard" and o["num_classes"] is not None,
+            "the learned priors are unconditional p(z), and a conditional model's prior would have to depend "
+            "on the label", fix="Drop one of them (a conditional model keeps the standard prior)."),
+    Refusal("prior_components", "prior", lambda o: o["prior"] == "standard" and o["prior_components"] is not None,
+            "the number of components only applies to a learned prior (vamp or mog)"),
+    Refusal("iwae_gradient", "objective", lambda o: o["iwae_gradient"] != "plain" and o["objective"] != "iwae",
+            "the DReG estimator is a gradient of the importance-weighted bound"),
 )
 
 # Training-run pairs (TrainConfig fields / CLI flags).
@@ -138,7 +151,8 @@ def _raise(rule, options, cli):
 
 def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, capacity_max=0.0,
                         capacity_steps_set=False, capacity_gamma=DEFAULT_CAPACITY_GAMMA, iw_samples=1, binarize=False,
-                        likelihood="bernoulli", sampler="prior", conditional=False, cli=False, given=None):
+                        likelihood="bernoulli", sampler="prior", prior="standard", prior_components=None,
+                        iwae_gradient="plain", num_classes=None, cli=False, given=None):
     """Refuses a pair of model options listed in `REFUSED` with one line naming both.
 
     Args:
@@ -147,7 +161,8 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
         capacity_steps_set: whether a capacity schedule length other than the default was given.
         binarize: whether dynamic binarization is on.
         sampler: "prior" or "gmm:K" (`vae_keras.latent_density`).
-        conditional: whether the model is conditional (``num_classes`` set).
+        prior, prior_components, iwae_gradient, num_classes: as for `VAE` (``prior`` by its kind's name; on
+            the command line ``num_classes`` is set by ``--conditional``).
         cli: name the options as command-line flags (``--free-bits 0.5``) instead of keywords.
         given: optional dict option -> the value as the user gave it, for the message.
 
@@ -157,7 +172,8 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
     options = {"objective": objective, "beta": float(beta), "kl_warmup": kl_warmup, "free_bits": float(free_bits),
                "capacity_max": float(capacity_max), "capacity_steps_set": capacity_steps_set,
                "capacity_gamma": float(capacity_gamma), "iw_samples": iw_samples, "binarize": binarize,
-               "likelihood": likelihood, "sampler": sampler, "conditional": bool(conditional)}
+               "likelihood": likelihood, "sampler": sampler, "prior": prior, "prior_components": prior_components,
+               "iwae_gradient": iwae_gradient, "num_classes": num_classes}
     for name, value in (given or {}).items():
         options[name + "_given"] = value
     for rule in REFUSED:

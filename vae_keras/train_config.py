@@ -52,6 +52,9 @@ class TrainConfig:
     conditional: bool = False
     objective: str = "elbo"
     iw_samples: int = 1
+    iwae_gradient: str = "plain"  # "dreg": Tucker et al.'s doubly reparameterized encoder gradient (--objective iwae)
+    prior: str = "standard"  # p(z): standard, vamp (VampPrior) or mog (mixture of Gaussians); vae_keras.priors
+    prior_components: int | None = None  # K of a learned prior (None: vae_keras.priors.DEFAULT_COMPONENTS)
     output_bias_init: bool = True
     early_stopping_patience: int = 0
     validation_split: float = 0.0  # > 0: hold out this share of the training images for val_* and early stopping
@@ -130,6 +133,8 @@ class TrainConfig:
             positive_int(name)
         if self.steps_per_execution is not None:
             positive_int("steps_per_execution")
+        if self.prior_components is not None:
+            positive_int("prior_components")
         if self.epochs is not None:
             positive_int("epochs")
         for name in ("beta", "free_bits", "learning_rate", "capacity_max", "capacity_epochs", "capacity_gamma"):
@@ -158,6 +163,8 @@ class TrainConfig:
         choice("binarize", BINARIZE_CHOICES)
         choice("lr_schedule", LR_SCHEDULES)
         choice("objective", ("elbo", "iwae"))
+        choice("iwae_gradient", ("plain", "dreg"))
+        choice("prior", ("standard", "vamp", "mog"))
         choice("distribute", STRATEGIES)
         choice("dtype_policy", DTYPE_POLICIES)
         if self.hidden is not None:
@@ -175,7 +182,8 @@ class TrainConfig:
             objective=self.objective, beta=self.beta, kl_warmup=self.kl_warmup_epochs or 0, free_bits=self.free_bits,
             capacity_max=self.capacity_max, capacity_steps_set=self.capacity_epochs != TrainConfig.capacity_epochs,
             capacity_gamma=self.capacity_gamma, iw_samples=self.iw_samples, binarize=self.binarize == "dynamic",
-            likelihood=self.likelihood, sampler=self.sampler, conditional=bool(self.conditional), cli=True,
+            likelihood=self.likelihood, sampler=self.sampler, prior=self.prior, prior_components=self.prior_components,
+            iwae_gradient=self.iwae_gradient, num_classes=True if self.conditional else None, cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
         options_lib.check_training_options(dataclasses.asdict(self))
         if self.name is not None:

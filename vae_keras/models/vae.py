@@ -3,6 +3,8 @@
 loss = reconstruction + beta * KL, where
   reconstruction = -log p(x|z), summed over pixels, averaged over the batch, z ~ q(z|x);
   KL = KL(q(z|x) || N(0, I)), analytic, summed over latent dims, averaged over the batch.
+  With a learned prior (``prior="vamp"`` or ``"mog"``, `vae_keras.priors`) KL has no closed form and
+  is the Monte-Carlo term log q(z|x) - log p(z) at the same z.
 `train_step`/`test_step` compute it, so `model.fit`, `model.evaluate` and callbacks work as usual;
 `call(x)` is the deterministic reconstruction from z_mean. How the options combine (warm-up, free
 bits, controlled capacity, the IWAE objective, sample weights) is `vae_keras.options`' contract.
@@ -23,9 +25,10 @@ import math
 import keras
 from keras import ops
 
-from vae_keras import checks, latent_density, networks
+from vae_keras import checks, dreg, latent_density, networks
 from vae_keras import likelihoods as likelihoods_lib
 from vae_keras import options as options_lib
+from vae_keras import priors as priors_lib
 from vae_keras.errors import ConfigError
 from vae_keras.gaussian import LOG_2PI, diag_normal_log_prob_of_noise, gaussian_kl, standard_normal_log_prob  # noqa: F401 - LOG_2PI re-exported
 from vae_keras.layers import Sampling
@@ -61,12 +64,18 @@ class VAE(keras.Model):
             `iw_samples` samples (Burda et al. 2016).
         iw_samples: number of importance samples K for `objective="iwae"`.
         num_classes: number of classes of a conditional VAE; None for an unconditional one.
-        sampler: where random samples' z come from: "prior" (N(0, I), the default), or "gmm:K" for a
-            K-component Gaussian mixture fitted after training to the posterior means
+        sampler: where random samples' z come from: "prior" (the model's prior p(z), the default), or
+            "gmm:K" for a K-component Gaussian mixture fitted after training to the posterior means
             (`vae_keras.latent_density.fit_gmm_sampler`; it equals N(0, I) until fitted), or a
             `GaussianMixtureSampler`. It only changes sampling (`sample_latent`, the exported `sample`
             signature), never the loss or the likelihood estimates.
-        seed: seed of the sampling and binarization noise.
+        seed: seed of the sampling and binarization noise (and of a learned prior's initial values).
+        prior: p(z): "standard" (N(0, I)), "vamp" (the VampPrior), "mog" (a mixture of Gaussians), or a
+            `vae_keras.priors.Prior`; see `vae_keras.priors`. Held as ``self.prior`` (``log_prob``,
+            ``sample``). A learned prior makes the ELBO's KL the Monte-Carlo term log q(z|x) - log p(z).
+        prior_components: K of a learned prior given by name (default `vae_keras.priors.DEFAULT_COMPONENTS`).
+        iwae_gradient: "plain", or "dreg" for the doubly reparameterized encoder gradient of the IWAE
+            bound (Tucker et al. 2019; `vae_keras.dreg`). Only with `objective="iwae"`.
         **kwargs: base `keras.Model` arguments (e.g. `name`).
 
     Example:
@@ -82,7 +91,7 @@ class VAE(keras.Model):
     def __init__(self, encoder, decoder, likelihood="bernoulli", beta=1.0, binarize=False,
                  kl_warmup_steps=0, free_bits=0.0, capacity_max=0.0, capacity_steps=options_lib.DEFAULT_CAPACITY_STEPS,
                  capacity_gamma=options_lib.DEFAULT_CAPACITY_GAMMA, objective="elbo", iw_samples=1, num_classes=None,
-                 seed=None, sampler="prior", **kwargs):
+                 seed=None, sampler="prior", prior="standard", prior_components=None, iwae_gradient="plain", **kwargs):
         super().__init__(**kwargs)
         for name, value in (("beta", beta), ("free_bits", free_bits), ("capacity_max", capacity_max),
                             ("capacity_gamma", capacity_gamma)):
@@ -91,6 +100,10 @@ class VAE(keras.Model):
         checks.check_integer("capacity_steps", capacity_steps, 1)
         checks.check_integer("iw_samples", iw_samples, 1)
         checks.check_choice("objective", objective, OBJECTIVES)
+        checks.check_choice("iwae_gradient", iwae_gradient, dreg.IWAE_GRADIENTS)
+        prior_kind = prior.kind if isinstance(prior, priors_lib.Prior) else checks.check_choice("prior", prior, priors_lib.PRIORS)
+        if prior_components is not None:
+            checks.check_integer("prior_components", prior_components, 1)
         if num_classes is not None:
             checks.check_integer("num_classes", num_classes, 2)
         likelihood = likelihoods_lib.get(likelihood)
@@ -98,7 +111,8 @@ class VAE(keras.Model):
             objective=objective, beta=beta, kl_warmup=kl_warmup_steps, free_bits=free_bits, capacity_max=capacity_max,
             capacity_steps_set=capacity_steps != options_lib.DEFAULT_CAPACITY_STEPS, capacity_gamma=capacity_gamma,
             iw_samples=iw_samples, binarize=bool(binarize), likelihood=likelihood.name,
-            sampler=_sampler_name(sampler), conditional=num_classes is not None,
+            sampler=_sampler_name(sampler), prior=prior_kind, prior_components=prior_components,
+            iwae_gradient=iwae_gradient, num_classes=num_classes,
             given={"capacity_steps": capacity_steps, "likelihood": likelihood.name, "num_classes": num_classes})
         expected_inputs = 1 if num_classes is None else 2
         for part, net in (("encoder", encoder), ("decoder", decoder)):
@@ -123,6 +137,9 @@ class VAE(keras.Model):
         self.num_classes = num_classes
         self.seed = seed
         self.sampler = _make_sampler(sampler, int(encoder.outputs[0].shape[-1]))  # None: the prior
+        self.iwae_gradient = iwae_gradient
+        self.prior = priors_lib.get(prior, self.latent_dim, self.image_shape, components=prior_components, seed=seed)
+        self.prior.bind(self)
         self.sampling = Sampling(seed=seed, name="sampling", dtype="float32")
         self.noise = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -186,12 +203,11 @@ class VAE(keras.Model):
 
     def sample_latent(self, num_samples, seed):
         """z [num_samples, D] for random samples, stateless and seeded (the same int seed, the same z): the
-        prior N(0, I) (TensorFlow's stateless normal with seed [seed, 0]), or the fitted mixture of ``sampler``."""
-        import tensorflow as tf  # stateless random ops (the exported `sample` signature runs this)
-
+        model's prior (`self.prior.sample`; N(0, I) is TensorFlow's stateless normal with seed [seed, 0]), or
+        the fitted mixture of ``sampler``."""
         if self.sampler is not None:
             return self.sampler.sample(num_samples, seed)
-        return tf.random.stateless_normal(tf.stack([num_samples, self.latent_dim]), seed=tf.stack([seed, 0]))
+        return self.prior.sample(num_samples, seed)
 
     @property
     def sampler_name(self):
@@ -257,16 +273,26 @@ class VAE(keras.Model):
         log_px, log_pz, log_qz = self._log_weight_terms(x, label, z_mean, z_log_var, eps)
         return log_px + log_pz - log_qz
 
-    def _log_weight_terms(self, x, label, z_mean, z_log_var, eps, training=False):
-        """(log p(x|z_k), log p(z_k), log q(z_k|x)), each [K, B], for z_k = mean + sigma * eps_k (eps [K, B, D])."""
+    def _log_weight_terms(self, x, label, z_mean, z_log_var, eps, training=False, gradient_scale=None):
+        """(log p(x|z_k), log p(z_k), log q(z_k|x)), each [K, B], for z_k = mean + sigma * eps_k (eps [K, B, D]).
+
+        log p(z) is the model's prior (``self.prior``). With a `vae_keras.dreg.GradientScale` (DReG), z_k
+        reaches every term through it and log q(z_k|x) is a function of z_k with the encoder's outputs held
+        fixed; the values are the same.
+        """
         num_samples, batch = ops.shape(eps)[0], ops.shape(eps)[1]
         z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps  # [K, B, D]
+        if gradient_scale is None:
+            log_qz = diag_normal_log_prob_of_noise(eps, z_log_var[None])
+        else:
+            z = gradient_scale(z)
+            log_qz = dreg.log_q_of_z(z, eps, z_log_var[None])
         flat_z = ops.reshape(z, (-1, self.latent_dim))
         flat_label = None if label is None else ops.tile(label, (num_samples,))  # k-major like flat_z
         params = self.decode(flat_z, flat_label, training=training)
         x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
         log_px = ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
-        return log_px, standard_normal_log_prob(z), diag_normal_log_prob_of_noise(eps, z_log_var[None])
+        return log_px, self.prior.log_prob(z), log_qz
 
     def compute_vae_losses(self, x, label=None, training=False, sample_weight=None):
         """The loss of one batch and its parts, as `vae_keras.options` defines them.
@@ -292,14 +318,22 @@ class VAE(keras.Model):
         if self.binarize:
             x = self.binarize_batch(x)
         z_mean, z_log_var = self.encode(x, label, training=training)
-        kl_per_dim = gaussian_kl(z_mean, z_log_var)  # [B, D]
         num_samples = self.iw_samples if self.objective == "iwae" else 1
         eps = self._latent_noise((num_samples, ops.shape(z_mean)[0], self.latent_dim))
-        log_px, log_pz, log_qz = self._log_weight_terms(x, label, z_mean, z_log_var, eps, training=training)
+        scale = dreg.GradientScale() if training and self.objective == "iwae" and self.iwae_gradient == "dreg" else None
+        log_px, log_pz, log_qz = self._log_weight_terms(x, label, z_mean, z_log_var, eps, training=training,
+                                                        gradient_scale=scale)
         weight = self.kl_weight() if training else ops.convert_to_tensor(self.beta, "float32")
-        per_example = {"reconstruction": -log_px[0], "kl": ops.sum(kl_per_dim, axis=-1)}
+        if self.prior.learned:  # no closed form: the Monte-Carlo KL at the reconstruction's z
+            kl_per_dim, kl = None, log_qz[0] - log_pz[0]
+        else:
+            kl_per_dim = gaussian_kl(z_mean, z_log_var)  # [B, D]
+            kl = ops.sum(kl_per_dim, axis=-1)
+        per_example = {"reconstruction": -log_px[0], "kl": kl}
         if self.objective == "iwae":
             log_w = log_px + weight * (log_pz - log_qz)
+            if scale is not None:
+                scale.set_factor(log_w, weight)
             per_example["bound"] = -(ops.logsumexp(log_w, axis=0) - math.log(num_samples))
         elif training and self.free_bits > 0:
             per_example["kl_per_dim"] = kl_per_dim
@@ -432,6 +466,8 @@ class VAE(keras.Model):
             "num_classes": self.num_classes,
             "seed": self.seed,
             "sampler": "prior" if self.sampler is None else keras.saving.serialize_keras_object(self.sampler),
+            "prior": keras.saving.serialize_keras_object(self.prior),
+            "iwae_gradient": self.iwae_gradient,
         })
         return config
 
@@ -443,6 +479,8 @@ class VAE(keras.Model):
         config["likelihood"] = likelihoods_lib.get(config["likelihood"])
         if isinstance(config.get("sampler"), dict):
             config["sampler"] = keras.saving.deserialize_keras_object(config["sampler"])
+        if isinstance(config.get("prior"), dict):
+            config["prior"] = keras.saving.deserialize_keras_object(config["prior"])
         return cls(**config)
 
 
@@ -500,7 +538,7 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
             global policy. The losses, the KL and the likelihood stay float32 either way. The global policy
             is left as it was.
         **kwargs: further `VAE` arguments (beta, binarize, kl_warmup_steps, free_bits,
-            capacity_*, objective, iw_samples, seed, name).
+            capacity_*, objective, iw_samples, iwae_gradient, prior, prior_components, seed, name).
 
     Example:
     >>> vae = build_vae((32, 32, 3), latent_dim=16, network="conv")

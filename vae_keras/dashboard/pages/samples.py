@@ -15,8 +15,13 @@ def render(sel, listed):
     st.session_state.setdefault("sample_seed", 0)
     c1, c2, c3, c4 = st.columns([3, 3, 2, 1], vertical_alignment="bottom")
     n = c1.slider("Number of samples", 1, 100, 36, key="sample_n", persist_state="page")
-    temperature = c2.slider("Temperature T (scale of z)", 0.0, 2.0, 1.0, step=0.05, key="sample_t",
-                            persist_state="page")
+    learned_prior = getattr(sel.model, "prior", "standard") != "standard"
+    if learned_prior:  # z comes from the learned prior, which has no temperature (ExportedVAE.sample refuses one)
+        temperature = 1.0
+        c2.caption(f"z ~ the learned {sel.model.prior!r} prior (no temperature)")
+    else:
+        temperature = c2.slider("Temperature T (scale of z)", 0.0, 2.0, 1.0, step=0.05, key="sample_t",
+                                persist_state="page")
     seed = c3.number_input("Seed", 0, SEED_MAX, key="sample_seed", persist_state="page")
     c4.button("Draw again", on_click=bump, args=("sample_seed",), key="sample_again", width="stretch")
     cls = sel.class_select("Class (the model is conditional)", "sample_class", allow_all=True)
