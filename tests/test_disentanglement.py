@@ -164,12 +164,17 @@ def test_mutual_information_matches_a_numpy_contingency_table(rng):
 def test_dci_scores_of_known_importance_matrices():
     assert dis.dci_scores(np.eye(3)) == pytest.approx((1.0, 1.0), abs=1e-6)
     assert dis.dci_scores(np.ones((3, 3))) == pytest.approx((0.0, 0.0), abs=1e-6)
-    # Two codes for one factor each, a third code split evenly over both factors (closed form):
-    r = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    # Code 0 (importance 2) and code 1 (importance 1) follow one factor each; code 2 (importance 1) is split
+    # evenly over both. Disentanglement weighs each code's 1 - H(row) by its share of the total (4):
+    r = np.array([[2.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
     d, c = dis.dci_scores(r)
-    assert d == pytest.approx(1.0 * 1 / 3 + 1.0 * 1 / 3 + 0.0 * 1 / 3, abs=1e-6)
-    h = -(2 / 3 * np.log(2 / 3) + 1 / 3 * np.log(1 / 3)) / np.log(3)  # each factor's column over 3 codes
-    assert c == pytest.approx(1 - h, abs=1e-6)
+    assert d == pytest.approx(1.0 * 2 / 4 + 1.0 * 1 / 4 + 0.0 * 1 / 4, abs=1e-6)
+
+    def h3(*p):  # entropy in base 3 (three codes)
+        return -sum(v * np.log(v) for v in p if v > 0) / np.log(3)
+
+    # Completeness: factor 0's column (2, 0, 0.5) and factor 1's (0, 1, 0.5), weighted 2.5/4 and 1.5/4.
+    assert c == pytest.approx((1 - h3(0.8, 0.2)) * 2.5 / 4 + (1 - h3(2 / 3, 1 / 3)) * 1.5 / 4, abs=1e-6)
 
 
 def test_dci_with_the_lasso():
