@@ -129,6 +129,14 @@ def test_permuting_scaling_and_flipping_the_codes_changes_nothing():
         assert flipped[name] == pytest.approx(base[name], abs=1e-9), name
 
 
+def test_mig_is_the_gap_a_duplicated_code_closes():
+    """Factor 0 carried whole by two codes: its gap is 0; the other factors' gaps stay near 1."""
+    result = dis.mig(lambda images: true_codes(images)[:, [0, 0, 1, 2, 3]], GT, num_train=400)
+    assert result["mig_per_factor"][0] == pytest.approx(0.0, abs=1e-9)
+    assert min(result["mig_per_factor"][1:]) > 0.95
+    assert result["mig"] == pytest.approx(np.mean(result["mig_per_factor"]))
+
+
 def test_the_combined_run_gives_the_numbers_of_separate_calls():
     combined = dis.evaluate_disentanglement(partly_mixed, GT, seed=3, metrics=("mig", "sap", "factorvae_score"), **SMALL)
     assert dis.mig(partly_mixed, GT, num_train=400, seed=3)["mig"] == combined["summary"]["mig"]
