@@ -216,6 +216,14 @@ class TestRefusals:
         with pytest.raises(ConfigError, match="50 NaN/inf"):
             dis.mig(lambda x: np.where(true_codes(x) > -1, np.nan, 0)[:, :1], GT, num_train=50)
 
+    def test_a_conditional_model_is_refused(self):
+        class Conditional:
+            conditional = True
+            image_shape = (1, 1, F)
+
+        with pytest.raises(ConfigError, match="unconditional model"):
+            dis.representation_from_model(Conditional())
+
     def test_sample_sizes_and_metric_names(self):
         with pytest.raises(ConfigError, match="num_train"):
             dis.mig(true_codes, GT, num_train=1)

@@ -167,17 +167,23 @@ def _factor_code_set(represent, ground_truth, n, random_state, sizes, chunk_size
     return _codes(represent, ground_truth, factors, chunk_size), factors
 
 
+def check_unconditional(model):
+    """Refuses a conditional model (a `VAE` or an `ExportedVAE`): its encoder needs a label for every image,
+    and the factors give none."""
+    if getattr(model, "conditional", False):
+        raise ConfigError("The disentanglement metrics need an unconditional model: a conditional encoder needs a "
+                          "label for every image, and the factors give none. Evaluate an unconditional model.")
+
+
 def representation_from_model(model, batch_size=256):
     """``represent(images) -> z_mean [N, D]`` from a `vae_keras.VAE` (its encoder, ``batch_size`` images
     per call, inside one ``tf.function``). A conditional model is refused: its encoder needs labels,
     and the factors give none."""
+    checks.check_integer("batch_size", batch_size, 1, numpy=True)
+    check_unconditional(model)
     import keras
     import tensorflow as tf
 
-    checks.check_integer("batch_size", batch_size, 1, numpy=True)
-    if getattr(model, "conditional", False):
-        raise ConfigError("The disentanglement metrics need an unconditional model: a conditional encoder needs a "
-                          "label for every image, and the factors give none. Evaluate an unconditional model.")
     image_shape = tuple(model.image_shape)
 
     @tf.function(reduce_retracing=True)
@@ -204,9 +210,7 @@ def representation_from_export(exported, batch_size=256):
     checks.check_integer("batch_size", batch_size, 1, numpy=True)
     if not isinstance(exported, ExportedVAE):
         exported = ExportedVAE(exported)
-    if exported.conditional:
-        raise ConfigError(f"The disentanglement metrics need an unconditional model; {exported.path!r} is conditional "
-                          f"(its encoder needs a label for every image, and the factors give none).")
+    check_unconditional(exported)
 
     def represent(images):
         return np.concatenate([exported.encode(images[s:s + batch_size])["z_mean"]

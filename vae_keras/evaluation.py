@@ -207,6 +207,4 @@ def check_disentanglement(model, data, spec):
     if missing:
         raise DataError(f"--disentanglement needs a dataset with factors of variation (such as dsprites); dataset {spec!r} "
                         f"has none (it lacks {', '.join(missing)}). Evaluate a model of such a dataset, or pass --dataset.")
-    if getattr(model, "conditional", False):
-        raise ConfigError("--disentanglement needs an unconditional model: a conditional encoder needs a label for every "
-                          "image, and the factors give none.")
+    dis.check_unconditional(model)
