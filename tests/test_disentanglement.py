@@ -312,6 +312,15 @@ class TestCommandLine:
         assert code == 2 and len(lines) == 1 and "Traceback" not in err
         assert "--disentanglement" in lines[0] and "'mnist-10k'" in lines[0] and "factor" in lines[0]
 
+    def test_a_seed_numpy_cannot_take_is_refused_before_the_evaluation(self, tiny_export, with_factors, monkeypatch, capsys):
+        from vae_keras import evaluation
+        from vae_keras.cli import main
+
+        monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated before refusing the seed"))
+        capsys.readouterr()
+        assert main(["evaluate", tiny_export[1], "--disentanglement", "--seed", "-1"]) == 2
+        assert "seed must be an integer in 0..4294967295" in capsys.readouterr().err
+
     @pytest.mark.parametrize("flags", [["--disentanglement-samples", "100"], ["--dci-predictor", "lasso"]])
     def test_the_metric_flags_need_disentanglement(self, tiny_export, capsys, flags):
         from vae_keras.cli import main

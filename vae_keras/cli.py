@@ -234,7 +234,7 @@ def _evaluate(args):
 
         raise DataError(f"Dataset {spec!r} has images of shape {data.image_shape}, the model expects {model.image_shape}. Pass the dataset the model was trained on.")
     if args.disentanglement:  # refused before the long likelihood pass, not after it
-        evaluation.check_disentanglement(model, data, spec)
+        evaluation.check_disentanglement(model, data, spec, args.seed)
     binarized, scored = _test_binarized(card, model)
     x = training.test_images(data, binarized)
     labels = None

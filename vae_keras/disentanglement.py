@@ -353,8 +353,16 @@ def _floats(values):
 # The metrics on a ground truth and a representation
 # --------------------------------------------------------------------------------------------------
 
+def check_seed(seed):
+    """The seed of numpy's RandomState: an integer in 0..2**32 - 1."""
+    if not checks.is_integer(seed, numpy=True) or not 0 <= seed < 2 ** 32:
+        raise ConfigError(f"The disentanglement metrics' seed must be an integer in 0..{2 ** 32 - 1} (numpy's RandomState). "
+                          f"Received: seed={seed!r}")
+    return seed
+
+
 def _check_common(ground_truth, seed, chunk_size, **counts):
-    checks.check_integer("seed", seed, 0, numpy=True)
+    check_seed(seed)
     checks.check_integer("chunk_size", chunk_size, 1, numpy=True)
     for name, value in counts.items():
         checks.check_integer(name, value, 2, numpy=True)

@@ -193,14 +193,15 @@ def disentanglement(model, data, spec, num_train=None, seed=0, batch_size=100, d
     """
     from vae_keras import disentanglement as dis
 
-    check_disentanglement(model, data, spec)
+    check_disentanglement(model, data, spec, seed)
     represent = dis.representation_from_model(model, batch_size=batch_size)
     return dis.evaluate_disentanglement(represent, data, num_train=num_train or dis.NUM_TRAIN, seed=seed,
                                         dci_predictor=dci_predictor)
 
 
-def check_disentanglement(model, data, spec):
-    """Refuses (one line) what `disentanglement` cannot evaluate: a dataset without factors, a conditional model."""
+def check_disentanglement(model, data, spec, seed=0):
+    """Refuses (one line) what `disentanglement` cannot evaluate: a dataset without factors, a conditional model,
+    a seed numpy's RandomState does not take."""
     from vae_keras import disentanglement as dis
 
     missing = dis.missing_ground_truth_attributes(data)
@@ -208,3 +209,4 @@ def check_disentanglement(model, data, spec):
         raise DataError(f"--disentanglement needs a dataset with factors of variation (such as dsprites); dataset {spec!r} "
                         f"has none (it lacks {', '.join(missing)}). Evaluate a model of such a dataset, or pass --dataset.")
     dis.check_unconditional(model)
+    dis.check_seed(seed)
