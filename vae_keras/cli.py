@@ -137,11 +137,23 @@ def build_parser():
     e.add_argument("--iw-samples", type=_positive_int, default=1000, help="importance samples K (default 1000)")
     e.add_argument("--batch-size", type=_positive_int, default=100, help="images per step (default 100)")
     e.add_argument("--num-images", type=_positive_int, help="evaluate only the first N test images")
-    e.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
+    e.add_argument("--seed", type=int, default=0,
+                   help="seed of the importance samples, the random samples and the disentanglement metrics' samples "
+                        "(default 0)")
     e.add_argument("--sample-quality", type=_non_negative_int, default=0, metavar="N",
                    help="also score N random samples against the test images: Frechet distance, precision, recall "
                         "(and class accuracy for a conditional model) in a classifier's features (default 0: off)")
     e.add_argument("--json", action="store_true", help="print the results as JSON")
+    e.add_argument("--disentanglement", action="store_true",
+                   help="also compute MIG, the FactorVAE score, SAP, DCI and the beta-VAE score on images rendered from "
+                        "the dataset's factors of variation (a dataset with factors, such as dsprites; --num-images does "
+                        "not apply to them)")
+    e.add_argument("--disentanglement-samples", type=_positive_int, metavar="N",
+                   help="with --disentanglement: training samples of every metric, test samples N // 2 (default 10000, "
+                        "as disentanglement_lib)")
+    e.add_argument("--dci-predictor", choices=["gbt", "lasso"],
+                   help="with --disentanglement: DCI's predictor, gbt (disentanglement_lib's gradient boosted trees, "
+                        "minutes; default) or lasso (seconds)")
 
     s = sub.add_parser("sample", parents=[debug], help="decode z drawn from the model's prior (N(0, I) unless learned) into an image grid PNG")
     s.add_argument("model_dir", metavar="MODEL_DIR", help="saved_models/NAME (newest version) or saved_models/NAME/VERSION")
@@ -239,6 +251,9 @@ def _evaluate(args):
     from vae_keras import data as data_lib
     from vae_keras import evaluation, exported, training
 
+    for flag, value in (("--disentanglement-samples", args.disentanglement_samples), ("--dci-predictor", args.dci_predictor)):
+        if value is not None and not args.disentanglement:
+            raise _UsageError(f"{flag} needs --disentanglement; add it, or drop {flag}")
     version_dir = exported.resolve_version_dir(args.model_dir)
     card = exported.read_card(version_dir)
     spec = args.dataset or card.get("dataset")
@@ -251,6 +266,8 @@ def _evaluate(args):
         from vae_keras.errors import DataError
 
         raise DataError(f"Dataset {spec!r} has images of shape {data.image_shape}, the model expects {model.image_shape}. Pass the dataset the model was trained on.")
+    if args.disentanglement:  # refused before the long likelihood pass, not after it
+        evaluation.check_disentanglement(model, data, spec, args.seed)
     binarized, scored = _test_binarized(card, model)
     x = training.test_images(data, binarized)
     labels = None
@@ -270,6 +287,10 @@ def _evaluate(args):
         from vae_keras import sample_quality
 
         result["sample_quality"] = sample_quality.evaluate_samples(model, data, args.sample_quality, seed=args.seed)
+    if args.disentanglement:
+        result["disentanglement"] = evaluation.disentanglement(
+            model, data, spec, num_train=args.disentanglement_samples, seed=args.seed, batch_size=args.batch_size,
+            dci_predictor=args.dci_predictor or "gbt")
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -283,6 +304,8 @@ def _evaluate(args):
         print(f"active units     {_active_units(result['active_units'], result['latent_dim'])}")
         if "sample_quality" in result:
             print(f"sample quality   {_sample_quality_text(result['sample_quality'])}")
+        if args.disentanglement:
+            _print_disentanglement(result["disentanglement"])
     return 0
 
 
@@ -292,6 +315,18 @@ def _sample_quality_text(q):
     if "class_accuracy" in q:
         text += f", class accuracy {q['class_accuracy']:.3f}"
     return text
+
+
+def _print_disentanglement(d):
+    s, settings = d["summary"], d["settings"]
+    print(f"factors          {', '.join(d['factor_names'])} (sizes {', '.join(str(v) for v in d['factor_sizes'])}; "
+          f"{settings['num_train']} training / {settings['num_test']} test samples, seed {settings['seed']})")
+    dci_info = "accuracy" if settings["dci_predictor"] == "gbt" else "R^2"
+    for label, value in (("MIG", s["mig"]), ("FactorVAE score", s["factorvae_score"]), ("SAP", s["sap"]),
+                         ("DCI disentanglement", s["dci_disentanglement"]), ("DCI completeness", s["dci_completeness"]),
+                         (f"DCI informativeness ({settings['dci_predictor']}, test {dci_info})", s["dci_informativeness"]),
+                         ("beta-VAE score", s["beta_vae_score"])):
+        print(f"{label:<16} {value:.3f}")
 
 
 def _test_binarized(card, model):

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from vae_keras import checks
 from vae_keras import labels as labels_lib
-from vae_keras.errors import ConfigError
+from vae_keras.errors import ConfigError, DataError
 from vae_keras.gaussian import diag_normal_log_prob_of_noise, gaussian_kl
 from vae_keras.nll_kinds import (  # noqa: F401 - re-exported: evaluation.DISCRETE, evaluation.nll_kind, ...
     DENSITY,
@@ -201,3 +201,32 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
         "iw_samples": int(iw_samples),
         "num_images": int(len(x)),
     }
+
+
+def disentanglement(model, data, spec, num_train=None, seed=0, batch_size=100, dci_predictor="gbt"):
+    """The disentanglement metrics (`vae_keras.disentanglement.evaluate_disentanglement`) of a VAE's z_mean on
+    images rendered from the factors of ``data`` (a loaded dataset named ``spec``).
+
+    Raises DataError, in one line naming ``spec``, if ``data`` has no factors of variation
+    (``factor_names``, ``factor_sizes``, ``render``, ``sample_factors``); ConfigError for a conditional model.
+    ``num_train``: None for disentanglement_lib's 10,000 (the test sets are half of it).
+    """
+    from vae_keras import disentanglement as dis
+
+    check_disentanglement(model, data, spec, seed)
+    represent = dis.representation_from_model(model, batch_size=batch_size)
+    return dis.evaluate_disentanglement(represent, data, num_train=num_train or dis.NUM_TRAIN, seed=seed,
+                                        dci_predictor=dci_predictor)
+
+
+def check_disentanglement(model, data, spec, seed=0):
+    """Refuses (one line) what `disentanglement` cannot evaluate: a dataset without factors, a conditional model,
+    a seed numpy's RandomState does not take."""
+    from vae_keras import disentanglement as dis
+
+    missing = dis.missing_ground_truth_attributes(data)
+    if missing:
+        raise DataError(f"--disentanglement needs a dataset with factors of variation (such as dsprites); dataset {spec!r} "
+                        f"has none (it lacks {', '.join(missing)}). Evaluate a model of such a dataset, or pass --dataset.")
+    dis.check_unconditional(model)
+    dis.check_seed(seed)
