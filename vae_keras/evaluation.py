@@ -16,6 +16,13 @@ import tensorflow as tf
 
 from vae_keras import checks
 from vae_keras import labels as labels_lib
+from vae_keras.active_units import (  # noqa: F401 - re-exported: the one rule for active units
+    ACTIVE_UNIT_RULE,
+    ACTIVE_UNIT_THRESHOLD,
+    active_units,
+    activity_per_dim,
+    is_active,
+)
 from vae_keras.errors import ConfigError
 from vae_keras.gaussian import gaussian_kl
 from vae_keras.nll_kinds import (  # noqa: F401 - re-exported: evaluation.DISCRETE, evaluation.nll_kind, ...
@@ -29,7 +36,6 @@ from vae_keras.nll_kinds import (  # noqa: F401 - re-exported: evaluation.DISCRE
     nll_kind,
 )
 
-ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[z_j]) > 0.01
 
 def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20000, seed=0, progress=False,
                       labels=None, max_seconds=None):
@@ -122,16 +128,6 @@ def latent_statistics(model, x, batch_size=500, labels=None):
     return np.concatenate(means), np.concatenate(kls).mean(axis=0)
 
 
-def active_units(z_mean, threshold=ACTIVE_UNIT_THRESHOLD):
-    """Number of latent dims whose posterior mean varies over the data: Var_x(E_q[z_j]) > threshold.
-
-    None for fewer than two images: a variance over one image is no measure of activity."""
-    z_mean = np.asarray(z_mean)
-    if len(z_mean) < 2:
-        return None
-    return int(np.sum(np.var(z_mean, axis=0) > threshold))
-
-
 def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, labels=None, max_seconds=None):
     """Evaluates a VAE on test images.
 
@@ -152,7 +148,9 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
         A dict: ``elbo`` (nats, mean over images), ``nll`` (importance-weighted negative
         log-likelihood, nats), ``nll_kind`` (`nll_kind`: DISCRETE, DENSITY or NOT_A_LIKELIHOOD),
         ``nll_meaning`` (its words for reports), ``bits_per_dim`` (None unless ``nll_kind`` is
-        DISCRETE), ``kl`` (mean KL, nats), ``kl_per_dim`` (list), ``active_units`` (None with fewer than
+        DISCRETE), ``kl`` (mean KL, nats), ``kl_per_dim`` (list), ``activity_per_dim`` (list: each dim's
+        Var_x(E_q[z_j|x]), the quantity of the active-units rule, `ACTIVE_UNIT_RULE`; None with fewer than two
+        images), ``active_units`` (None with fewer than
         two images: the variance over images is undefined), ``latent_dim``, ``iw_samples``, ``num_images``
         (the images evaluated).
     """
@@ -167,6 +165,7 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
     x, labels = x[:n], None if labels is None else np.asarray(labels)[:n]
     z_mean, kl_per_dim = latent_statistics(model, x, labels=labels)
     nll = -float(np.mean(iw["log_px"]))
+    activity = activity_per_dim(z_mean)
     kind = nll_kind(model.likelihood, x)
     return {
         "elbo": float(np.mean(iw["elbo"])),
@@ -176,7 +175,8 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
         "bits_per_dim": bits_per_dim(nll, int(np.prod(x.shape[1:]))) if kind == DISCRETE else None,
         "kl": float(np.sum(kl_per_dim)),
         "kl_per_dim": [float(v) for v in kl_per_dim],
-        "active_units": active_units(z_mean),
+        "activity_per_dim": None if activity is None else [float(v) for v in activity],
+        "active_units": None if activity is None else int(np.sum(is_active(activity))),
         "latent_dim": int(model.latent_dim),
         "iw_samples": int(iw_samples),
         "num_images": int(len(x)),

@@ -5,7 +5,10 @@ One module per concern, all re-exported here:
 - :mod:`.cards`: the models folder and the model cards (listing lines, headline figures, tables);
 - :mod:`.pictures`: a model's test images, validated uploads, per-image errors and PNG grids;
 - :mod:`.latent`: the 2-D view of the latent space (PCA), manifold grids, traversals, interpolations;
-- :mod:`.charts`: training histories and the altair charts.
+- :mod:`.charts`: training histories and the altair charts;
+- :mod:`.units`: which latent dims are used (per-dim KL and activity, the active-units rule) and their chart;
+- :mod:`.scatter`: the latent scatter with image tooltips and the manifold's region;
+- :mod:`.gallery`: image grids as HTML with inline images, and the PNG/CSV files offered for download.
 
 Nothing here imports Streamlit or, at import, TensorFlow (test images and uploads import
 `vae_keras.data` when they are decoded; altair and pandas are imported by the builders that need them).
@@ -42,6 +45,16 @@ from vae_keras.dashboard.logic.charts import (  # noqa: F401
     latent_chart,
     loss_chart,
 )
+from vae_keras.dashboard.logic.gallery import (  # noqa: F401
+    csv_bytes,
+    data_uri,
+    errors_frame,
+    grid_download_png,
+    grid_html,
+    png_size,
+    tile_pngs,
+    z_mean_frame,
+)
 from vae_keras.dashboard.logic.latent import (  # noqa: F401
     interpolate,
     latent_frame,
@@ -69,5 +82,14 @@ from vae_keras.dashboard.logic.pictures import (  # noqa: F401
     reconstruction_error,
     rows_png,
     upscale,
+)
+from vae_keras.dashboard.logic.scatter import latent_scatter, manifold_region, thumbnails  # noqa: F401
+from vae_keras.dashboard.logic.units import (  # noqa: F401
+    UNIT_SORTS,
+    active_units_sentence,
+    card_activity,
+    sort_order,
+    unit_table,
+    units_charts,
 )
 from vae_keras.errors import DataError  # noqa: F401 - the base of UploadError, raised by load_test_set

@@ -13,6 +13,7 @@ import shlex
 import numpy as np
 
 from vae_keras import nll_kinds
+from vae_keras.active_units import ACTIVE_UNIT_RULE
 
 MODELS_DIR_ENV = "VAE_KERAS_MODELS_DIR"
 TRAIN_COMMAND = "vae-keras train --dataset mnist-10k --epochs 5"
@@ -217,7 +218,7 @@ def final_figures(card, history=None):
          f"−log p(x) on the test set, importance-weighted, in {nll_words(card)[1]} per image; lower is better", None, "{:.2f}"),
         ("test_elbo", "Test ELBO", "Evidence lower bound on the test set (nats per image; higher is better)", None, "{:.2f}"),
         ("test_kl", "Test KL", "KL(q(z|x) ‖ N(0, I)) on the test set (nats per image)", None, "{:.2f}"),
-        ("test_active_units", "Active units", "Latent dimensions whose posterior mean varies across the test set", None, "{:.0f}"),
+        ("test_active_units", "Active units", f"Latent dimensions in use: {ACTIVE_UNIT_RULE}", None, "{:.0f}"),
         ("final_loss", "Final train loss", "Negative ELBO on the training data at the last epoch", "loss", "{:.2f}"),
         ("final_val_loss", "Final val loss", "Negative ELBO on the validation data at the last epoch", "val_loss", "{:.2f}"),
     ):
