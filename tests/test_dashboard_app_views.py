@@ -81,30 +81,33 @@ def test_every_quick_click_on_draw_again_counts(dashboard_models_dir, monkeypatc
     assert "seed 40," in captions(at)[0]
 
 
-@pytest.mark.parametrize("page", ["Random samples", "Reconstructions", "Latent space"])
-def test_pictures_are_inline_so_they_cannot_expire_between_reruns(dashboard_models_dir, monkeypatch, page):
+def test_pictures_are_inline_so_they_cannot_expire_between_reruns(dashboard_models_dir, monkeypatch):
     # Bug 8's console 404: st.image's media files are deleted at the end of the next run, while the browser may still
     # be fetching those of a run a quick click replaced. Inline data URIs travel with the page.
-    at = make_app(dashboard_models_dir, monkeypatch, model="tiny/2", page=page)
-    assert not at.image and grids(at)
-    assert all(url.startswith("data:image/png;base64,") for g in grids(at) for url in g.urls)
-    assert downloads(at) and all(ext in ("png", "csv") for _, ext in downloads(at))
+    at = make_app(dashboard_models_dir, monkeypatch, model="tiny/2", page="Random samples")
+    for page in ("Random samples", "Reconstructions", "Latent space"):
+        goto(at, page)
+        assert not at.image and grids(at), page
+        assert all(url.startswith("data:image/png;base64,") for g in grids(at) for url in g.urls)
+        assert downloads(at) and all(ext in ("png", "csv") for _, ext in downloads(at))
 
 
-def test_temperature_zero_is_refused_with_a_message(dashboard_models_dir, monkeypatch):
+def test_temperature_zero_is_refused_and_invert_is_offered_only_for_one_channel(dashboard_models_dir, monkeypatch):
     at = make_app(dashboard_models_dir, monkeypatch, model="tiny/2", page="Random samples")
     widget(at.slider, "sample_t").set_value(0.0)
     at.run()
     assert [e.value for e in at.error] and "must be > 0" in at.error[0].value and not grids(at)
-
-
-def test_invert_is_offered_only_for_one_channel_models(dashboard_models_dir, monkeypatch):
+    widget(at.slider, "sample_t").set_value(1.0)
+    rerun(at)
     image = png_bytes(np.full((8, 8, 3), 120, np.uint8))
-    for model, offered in (("tinyrgb/1", False), ("tiny/2", True)):
-        at = make_app(dashboard_models_dir, monkeypatch, model=model, page="Reconstructions")
-        at.file_uploader[0].set_value(("c.png", image, "image/png"))
-        rerun(at)
+    for model, offered in (("tiny/2", True), ("tinyrgb/1", False)):  # the uploads stay across the switch
+        at.sidebar.selectbox[0].select(model)
+        goto(at, "Reconstructions")
+        if model == "tiny/2":
+            at.file_uploader[0].set_value(("c.png", image, "image/png"))
+            rerun(at)
         assert any(c.key == "upload_invert" for c in at.checkbox) == offered, model
+        assert upload_captions(at)[0].startswith("c.png · error "), model
 
 
 def test_conditional_models_name_classes_and_decode_images_as_their_own_label(dashboard_models_dir, monkeypatch):

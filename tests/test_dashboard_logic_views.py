@@ -106,4 +106,5 @@ def test_the_latent_scatter_names_its_axes_shows_the_image_and_the_manifold_regi
     box_rows = next(v for v in spec["datasets"].values() if "x2" in v[0])
     assert box_rows[0]["x"] == -1.5 and box_rows[0]["y2"] == 1.5
     assert dl.thumbnails(np.zeros((2, 65, 65, 1))) is None  # too large for a tooltip
+    assert dl.thumbnails(x, max_bytes=len(dl.thumbnails(x)[0]) * 3) is None  # too many bytes for the chart
     json.dumps(spec)

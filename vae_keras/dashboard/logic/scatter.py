@@ -12,16 +12,24 @@ from vae_keras.dashboard.logic.gallery import data_uri
 from vae_keras.dashboard.logic.pictures import grid_png
 
 MAX_THUMBNAIL_SIDE = 64  # larger images are not put into tooltips (the chart would grow too large)
+MAX_TOOLTIP_BYTES = 4_000_000  # all the tooltips' images together
 
 
-def thumbnails(x, target=56):
-    """A PNG data URI per image of ``x [N, H, W, C]`` (about ``target`` px tall), or None for images larger than
-    `MAX_THUMBNAIL_SIDE`."""
+def thumbnails(x, target=56, max_bytes=MAX_TOOLTIP_BYTES):
+    """A PNG data URI per image of ``x [N, H, W, C]`` (about ``target`` px tall, never enlarged more than needed), or
+    None when the images are larger than `MAX_THUMBNAIL_SIDE` or all of them together exceed ``max_bytes`` (the chart
+    is sent to the browser at each rerun)."""
     x = np.asarray(x)
     if max(x.shape[1], x.shape[2]) > MAX_THUMBNAIL_SIDE:
         return None
     scale = max(1, round(target / x.shape[1]))
-    return [data_uri(grid_png(x[i:i + 1], ncol=1, scale=scale, padding=0)) for i in range(len(x))]
+    uris, total = [], 0
+    for i in range(len(x)):
+        uris.append(data_uri(grid_png(x[i:i + 1], ncol=1, scale=scale, padding=0)))
+        total += len(uris[-1])
+        if total > max_bytes:
+            return None
+    return uris
 
 
 def manifold_region(quantiles):

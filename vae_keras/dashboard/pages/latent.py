@@ -27,10 +27,12 @@ def render(sel, listed):
         left, right = st.columns(2, gap="large")
         with left:
             st.subheader("Test images' posterior means")
-            st.altair_chart(dl.latent_scatter(frame, titles, images=scatter_images(test.spec, test.x.shape, test.x), region=region),
-                            width="stretch")
-            st.caption(f"{note} {len(frame):,} test images, coloured by label; hover a point for its image and "
-                       "coordinates" + ("; the dashed square is the area the decoded manifold covers." if region else "."))
+            thumbs = scatter_images(test.spec, test.x.shape, test.x)
+            st.altair_chart(dl.latent_scatter(frame, titles, images=thumbs, region=region), width="stretch")
+            hover = ("its image and coordinates" if thumbs is not None else
+                     "its coordinates (these images are too large to put in tooltips)")
+            st.caption(f"{note} {len(frame):,} test images, coloured by label; hover a point for {hover}"
+                       + ("; the dashed square is the area the decoded manifold covers." if region else "."))
             download_csv(dl.z_mean_frame(out["z_mean"], test.y, test.label_names()), f"{file_stem(sel)}-z_mean.csv",
                          "dl_z_mean", label=f"Download z_mean of the {len(frame):,} test images (CSV)")
         with right:
