@@ -300,10 +300,9 @@ def test_samples_controls_change_the_picture(app):
     widget(app.slider, "sample_t").set_value(0.5)
     changed()
     assert "`decode` signature" in captions(app)[0]
-    widget(app.button, "sample_again").click()
+    widget(app.number_input, "sample_seed").increment()  # its + button: draw again
     changed()
-    assert widget(app.number_input, "sample_seed").value == 7  # the seed set; the draws add to it
-    assert "seed 8 (seed 7 + 1 draws)" in captions(app)[0]
+    assert "seed 8," in captions(app)[0]
 
 
 def test_controls_survive_a_page_switch(app):

@@ -116,7 +116,7 @@ def open_tab(page, name, timings):
         "name => { const t = [...document.querySelectorAll('[role=tab]')].find(e => e.textContent.trim() === name);"
         " return t && t.getAttribute('aria-selected') === 'true'; }", arg=name)
     wait_idle(page)
-    panel(page).locator("[data-testid=stImage] img, [data-testid=stVegaLiteChart] svg, "
+    panel(page).locator("[data-testid=stImage] img, .vk-grid img, [data-testid=stVegaLiteChart] svg, "
                         "[data-testid=stVegaLiteChart] canvas").first.wait_for(state="visible", timeout=30000)
     timings[f"switch to {name} (s)"] = round(time.perf_counter() - start, 3)
 
@@ -162,25 +162,25 @@ def test_dashboard_in_chromium(dashboard_url):
                 expect(sidebar.get_by_text(label)).to_be_visible()
             full_page_screenshot(page, ARTIFACTS / "dashboard.png")
 
-            # Reconstructions: 16 test-image/reconstruction pairs with their errors.
+            # Reconstructions: 16 test-image/reconstruction pairs with their errors (an inline-image grid).
             open_tab(page, "Reconstructions", timings)
-            expect(panel(page).locator("[data-testid=stImageCaption]")).to_have_count(16, timeout=30000)
+            expect(panel(page).locator(".vk-grid figcaption")).to_have_count(16, timeout=30000)
             expect(panel(page).get_by_text("error", exact=False).first).to_be_visible()
-            assert loaded_images(panel(page).locator("[data-testid=stImage]").first) >= 1
+            assert loaded_images(panel(page).locator(".vk-grid").first) == 16
             full_page_screenshot(page, ARTIFACTS / "dashboard-reconstructions.png")
 
-            # Random samples: "Draw again" changes the picture.
+            # Random samples: the seed's + ("draw again") changes the picture.
             open_tab(page, "Random samples", timings)
-            samples = panel(page).locator("[data-testid=stImage] img").first
+            samples = panel(page).locator(".vk-grid img").first
             expect(samples).to_be_visible()
             before = samples.get_attribute("src")
             start = time.perf_counter()
-            panel(page).get_by_role("button", name="Draw again").click()
+            panel(page).locator("[data-testid=stNumberInputStepUp]").click()
             page.wait_for_function(
                 "before => { const i = document.querySelector('[data-testid=stTabPanel]:not([hidden]) "
-                "[data-testid=stImage] img'); return i && i.getAttribute('src') !== before && i.complete; }",
+                ".vk-grid img'); return i && i.getAttribute('src') !== before && i.complete; }",
                 arg=before, timeout=30000)
-            timings["'Draw again' to new samples (s)"] = round(time.perf_counter() - start, 3)
+            timings["seed + to new samples (s)"] = round(time.perf_counter() - start, 3)
             expect(panel(page).get_by_text("seed 1,", exact=False)).to_be_visible()
             full_page_screenshot(page, ARTIFACTS / "dashboard-samples.png")
 
@@ -191,7 +191,7 @@ def test_dashboard_in_chromium(dashboard_url):
             full_page_screenshot(page, ARTIFACTS / "dashboard-loss-curves.png")
 
             open_tab(page, "Latent space", timings)
-            expect(panel(page).locator("[data-testid=stImage]")).to_have_count(3, timeout=30000)
+            expect(panel(page).locator(".vk-grid")).to_have_count(4, timeout=30000)  # manifold, centre, traversals, strip
             full_page_screenshot(page, ARTIFACTS / "dashboard-latent-space.png")
 
             open_tab(page, "Compare", timings)

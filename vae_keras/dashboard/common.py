@@ -156,10 +156,6 @@ def reset_model_controls():
         st.session_state.pop(key, None)
 
 
-def bump(key, by=1):
-    st.session_state[key] = (int(st.session_state.get(key, 0)) + by) % SEED_MAX
-
-
 def no_test_images(reason):
     st.info(f"No test images to show: {reason}")
 
