@@ -149,7 +149,7 @@ def test_dashboard_in_chromium(dashboard_url):
             overview_images = panel(page).locator("[data-testid=stImage]")
             expect(overview_images).to_have_count(2, timeout=60000)
             charts = panel(page).locator("[data-testid=stVegaLiteChart]")
-            expect(charts).to_have_count(2)
+            expect(charts).to_have_count(2, timeout=30000)
             expect(charts.first.locator("svg, canvas").first).to_be_visible(timeout=30000)
             wait_idle(page)
             timings["first load (s)"] = round(time.perf_counter() - start, 3)
@@ -181,7 +181,7 @@ def test_dashboard_in_chromium(dashboard_url):
                 ".vk-grid img'); return i && i.getAttribute('src') !== before && i.complete; }",
                 arg=before, timeout=30000)
             timings["seed + to new samples (s)"] = round(time.perf_counter() - start, 3)
-            expect(panel(page).get_by_text("seed 1,", exact=False)).to_be_visible()
+            expect(panel(page).get_by_text("seed 1,", exact=False)).to_be_visible(timeout=30000)
             full_page_screenshot(page, ARTIFACTS / "dashboard-samples.png")
 
             # Loss curves: three vega charts drawn.
