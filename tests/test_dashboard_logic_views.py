@@ -72,6 +72,8 @@ def test_grid_html_keeps_every_image_the_same_size_and_names_rows_and_columns():
     assert [html.unescape(h) for h in re.findall(r'vk-row-header"[^>]*>(.*?)</div>', page)] == ["dim 0 · KL 1.2", "dim 1"]
     first = decode_png(re.search(r'<img src="([^"]+)"', page).group(1))
     assert first.shape == (12, 18) and np.array_equal(first[::3, ::3], np.round(x[0, ..., 0] * 255).astype(np.uint8))
+    big = dl.grid_html(tiles[:1], 1, fit=True)  # one large picture shrinks to the page's width
+    assert "width:100%;height:auto" in big and 'class="vk-cell"' in big
     with pytest.raises(ValueError, match="col_headers needs 3 entries"):
         dl.grid_html(tiles, 3, col_headers=["one"])
 

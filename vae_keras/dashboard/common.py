@@ -177,10 +177,11 @@ def fmt_label(labels, i):
 # ------------------------------------------------------------------------------------------------
 
 
-def show_grid(tiles, ncol, captions=None, col_headers=None, row_headers=None, download=None, alt="image"):
+def show_grid(tiles, ncol, captions=None, col_headers=None, row_headers=None, download=None, alt="image", fit=False):
     """Draws PNG ``tiles`` as an aligned grid with the images inline (they cannot expire: see
     `vae_keras.dashboard.logic.gallery`), and a download button when ``download=(png bytes, file name, key)``."""
-    st.html(gallery.grid_html(tiles, ncol, captions=captions, col_headers=col_headers, row_headers=row_headers, alt=alt))
+    st.html(gallery.grid_html(tiles, ncol, captions=captions, col_headers=col_headers, row_headers=row_headers, alt=alt,
+                              fit=fit))
     if download is not None:
         download_png(*download)
 

@@ -48,7 +48,7 @@ def tile_pngs(images, scale=1):
     return [grid_png(np.asarray(images)[i:i + 1], ncol=1, scale=scale, padding=0) for i in range(len(images))]
 
 
-def grid_html(tiles, ncol, captions=None, col_headers=None, row_headers=None, alt="image"):
+def grid_html(tiles, ncol, captions=None, col_headers=None, row_headers=None, alt="image", fit=False):
     """HTML of ``tiles`` (PNG bytes of equal size) in a grid of ``ncol`` columns, row by row.
 
     Args:
@@ -58,6 +58,7 @@ def grid_html(tiles, ncol, captions=None, col_headers=None, row_headers=None, al
         col_headers: one header per column, above it (e.g. class names), or None.
         row_headers: one header per row, left of it, or None.
         alt: the images' alternative text (with the caption, if any).
+        fit: one large picture (e.g. a manifold) shrinks to the page's width instead of scrolling.
     """
     tiles = list(tiles)
     if not tiles:
@@ -69,6 +70,10 @@ def grid_html(tiles, ncol, captions=None, col_headers=None, row_headers=None, al
         if values is not None and len(values) != n:
             raise ValueError(f"{name} needs {n} entries for {len(tiles)} tiles in {ncol} columns. Received {len(values)}")
     w, h = png_size(tiles[0])
+    if fit and len(tiles) == 1 and captions is None and col_headers is None and row_headers is None:
+        return (f'<div class="vk-grid"><figure class="vk-cell" style="margin:0;max-width:{w + 2}px">'
+                f'<img src="{data_uri(tiles[0])}" alt="{html.escape(alt, quote=True)}" style="display:block;width:100%;'
+                f'height:auto;border:{BORDER};image-rendering:pixelated"></figure></div>')
     columns = ("max-content " if row_headers is not None else "") + f"repeat({ncol}, {w + 2}px)"
     cells = []
     head = "font-size:0.8rem;line-height:1.2;font-weight:600;overflow-wrap:anywhere;"

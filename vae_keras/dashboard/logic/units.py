@@ -71,7 +71,7 @@ def sort_order(frame, sort):
     return [int(d) for d in keys.sort_values(["_kl", "activity"], ascending=False, kind="stable")["dim"]]
 
 
-def units_charts(frame, sort=UNIT_SORTS[0], height=170):
+def units_charts(frame, sort=UNIT_SORTS[0], height=220):
     """Two bar charts over the latent dims, in ``sort`` order: ``(KL chart, activity chart)``: the test KL, and the
     activity (log scale) with the active-units threshold drawn as a dashed rule; bars are coloured active / inactive."""
     import altair as alt
@@ -80,7 +80,7 @@ def units_charts(frame, sort=UNIT_SORTS[0], height=170):
     data = frame.assign(dim=frame["dim"].astype(str), threshold=ACTIVE_UNIT_THRESHOLD)
     x = alt.X("dim:N", title="latent dim", sort=order, axis=alt.Axis(labelAngle=0))
     color = alt.Color("active:N", title=None, scale=alt.Scale(domain=["active", "inactive"], range=["#4c78a8", "#bab0ac"]),
-                      legend=alt.Legend(orient="top"))
+                      legend=alt.Legend(orient="right"))
     tooltip = [alt.Tooltip("dim:N", title="latent dim"), alt.Tooltip("KL (nats):Q", format=".4f"),
                alt.Tooltip("activity:Q", title="Var_x E[z_j|x]", format=".4g"), "active:N"]
     kl = (alt.Chart(data, title="Test KL per latent dim (nats)").mark_bar()

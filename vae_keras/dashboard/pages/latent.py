@@ -89,7 +89,7 @@ def manifold(sel, cls=None):
     scale = max(1, round(560 / (n * (sel.h + 2))))
     z = dl.manifold_z(n, mass)
     x = decode(sel, z, sel.labels(len(z), cls))
-    show_grid([dl.grid_download_png(x, n, scale)], 1, alt="decoded manifold",
+    show_grid([dl.grid_download_png(x, n, scale)], 1, alt="decoded manifold", fit=True,
               download=(dl.grid_download_png(x, n, scale), f"{file_stem(sel)}-manifold.png", "dl_manifold"))
     q = dl.normal_quantiles(n, mass)
     st.caption(f"z₁ from {q[0]:.2f} (left) to {q[-1]:.2f} (right), z₂ from {q[-1]:.2f} (top) to {q[0]:.2f} "
