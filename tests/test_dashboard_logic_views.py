@@ -50,6 +50,9 @@ def test_units_charts_mark_the_threshold_and_follow_the_sort():
     rows = next(iter(datasets.values()))
     assert rule["encoding"]["y"]["field"] == "threshold" and {r["threshold"] for r in rows} == {au.ACTIVE_UNIT_THRESHOLD}
     assert activity["layer"][0]["encoding"]["y"]["scale"]["type"] == "log"
+    high, _ = dl.unit_table({"metrics": {"test_activity_per_dim": [0.5, 2.0]}})  # all far above the threshold
+    bars = dl.units_charts(high)[1].to_dict()["layer"][0]["encoding"]["y"]["scale"]
+    assert bars["domainMin"] < au.ACTIVE_UNIT_THRESHOLD  # the threshold line stays inside the chart
 
 
 def decode_png(uri):

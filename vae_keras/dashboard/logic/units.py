@@ -86,7 +86,7 @@ def units_charts(frame, sort=UNIT_SORTS[0], height=220):
     kl = (alt.Chart(data, title="Test KL per latent dim (nats)").mark_bar()
           .encode(x=x, y=alt.Y("KL (nats):Q", title="KL (nats)"), color=color, tooltip=tooltip)
           .properties(height=height, width="container"))
-    floor = max(float(data["activity"].min()) / 2, 1e-6)
+    floor = max(min(float(data["activity"].min()), ACTIVE_UNIT_THRESHOLD) / 2, 1e-6)  # the threshold stays in view
     bars = (alt.Chart(data).mark_bar()
             .encode(x=x, y=alt.Y("activity:Q", title="Var_x E[z_j|x]", scale=alt.Scale(type="log", domainMin=floor)),
                     y2=alt.datum(floor), color=color, tooltip=tooltip))
