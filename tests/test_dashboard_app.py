@@ -6,9 +6,12 @@ The models folder (fixture ``dashboard_models_dir`` in conftest.py) holds tiny e
 broken folders (``broken/1``, ``nopb/1``, ``corrupt/1``).
 """
 
+import dataclasses
+import html
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +71,39 @@ def chart_data(chart):
     proto = chart.proto
     arrow = proto.datasets[0].data.data if len(proto.datasets) else proto.data.data
     return dataframe_util.convert_arrow_bytes_to_pandas_df(arrow)
+@dataclasses.dataclass
+class Grid:
+    """An image grid drawn by `vae_keras.dashboard.common.show_grid` (st.html with inline images)."""
+
+    urls: list
+    captions: list
+    col_headers: list
+    row_headers: list
+
+
+_CELL = re.compile(r'<figure class="vk-cell"[^>]*><img src="([^"]+)"[^>]*>(?:<figcaption[^>]*>(.*?)</figcaption>)?</figure>')
+_COL_HEADER = re.compile(r'<div class="vk-col-header"[^>]*>(.*?)</div>')
+_ROW_HEADER = re.compile(r'<div class="vk-row-header"[^>]*>(.*?)</div>')
+
+
+def grids(at):
+    """The image grids on the page, in order."""
+    out = []
+    for element in at.html:
+        body = element.value
+        if 'class="vk-grid"' not in body:
+            continue
+        cells = _CELL.findall(body)
+        out.append(Grid([u for u, _ in cells], [html.unescape(c) for _, c in cells],
+                        [html.unescape(t) for t in _COL_HEADER.findall(body)],
+                        [html.unescape(t) for t in _ROW_HEADER.findall(body)]))
+    return out
 
 
 def images(at):
-    """Every image URL on the page (AppTest serves them content-addressed, so new pixels = new URL)."""
-    return [url for img in at.image for url in img.value]
+    """Every image URL on the page: st.image's (AppTest serves them content-addressed, so new pixels = new URL),
+    then the inline images of the grids (data URIs: new pixels = new URI)."""
+    return [url for img in at.image for url in img.value] + [url for g in grids(at) for url in g.urls]
 
 
 def page(at):
@@ -204,23 +235,23 @@ def test_overview_shows_everything_at_once(app):
 
 def test_reconstructions_page_and_its_controls(app):
     goto(app, "Reconstructions")
-    pairs = app.image[0]
-    assert len(pairs.value) == 16
+    pairs = grids(app)[0]
+    assert len(pairs.urls) == 16
     assert all(" · error " in c for c in pairs.captions)
     assert "binary cross-entropy" in " ".join(captions(app))
-    first = pairs.value
+    first = pairs.urls
 
     widget(app.slider, "rec_n").set_value(8)
     rerun(app)
-    assert len(app.image[0].value) == 8
+    assert len(grids(app)[0].urls) == 8
 
     widget(app.number_input, "rec_seed").set_value(5)
     rerun(app)
-    assert len(app.image[0].value) == 8 and app.image[0].value != first[:8]
+    assert len(grids(app)[0].urls) == 8 and grids(app)[0].urls != first[:8]
 
     widget(app.selectbox, "rec_which").select("worst reconstructed")
     rerun(app)
-    errors = [float(c.rsplit("error ", 1)[1]) for c in app.image[0].captions]
+    errors = [float(c.rsplit("error ", 1)[1]) for c in grids(app)[0].captions]
     assert errors == sorted(errors, reverse=True)
     assert widget(app.number_input, "rec_seed").disabled
 
@@ -249,24 +280,24 @@ def test_uploads_are_reconstructed_or_refused_with_a_message(app):
     assert any("'notes.png' is not a PNG or JPEG" in m for m in messages)
     assert any("'cut.png' cannot be decoded" in m for m in messages)
     assert any("'huge.png' is 6.0 MB; uploads are limited to 5 MB" in m for m in messages)
-    uploaded = app.image[-1]
-    assert len(uploaded.value) == 1 and uploaded.captions[0].startswith("one.png · error ")
-    before = uploaded.value
+    uploaded = grids(app)[-1]
+    assert len(uploaded.urls) == 1 and uploaded.captions[0].startswith("one.png · error ")
+    before = uploaded.urls
 
     widget(app.checkbox, "upload_invert").check()
     app.run()
-    assert app.image[-1].value != before  # the inverted image is another input
+    assert grids(app)[-1].urls != before  # the inverted image is another input
 
 
 def test_samples_controls_change_the_picture(app):
     goto(app, "Random samples")
-    seen = {images(app)[0]}
+    seen = {tuple(images(app))}
 
     def changed():
         rerun(app)
-        url = images(app)[0]
-        assert url not in seen
-        seen.add(url)
+        urls = tuple(images(app))
+        assert urls not in seen
+        seen.add(urls)
 
     widget(app.number_input, "sample_seed").set_value(7)
     changed()
@@ -276,10 +307,9 @@ def test_samples_controls_change_the_picture(app):
     widget(app.slider, "sample_t").set_value(0.5)
     changed()
     assert "`decode` signature" in captions(app)[0]
-    widget(app.button, "sample_again").click()
+    widget(app.number_input, "sample_seed").increment()  # its + button: draw again
     changed()
-    assert widget(app.number_input, "sample_seed").value == 8
-    assert "seed 8" in captions(app)[0]
+    assert "seed 8," in captions(app)[0]
 
 
 def test_controls_survive_a_page_switch(app):
@@ -308,29 +338,30 @@ def test_loss_curves_page(app, dashboard_models_dir):
 def test_latent_space_page_2d(app):
     goto(app, "Latent space")
     specs = [chart_spec(c) for c in charts(app)]
-    assert specs[0]["mark"]["type"] == "circle" and specs[0]["encoding"]["x"]["title"] == "z₁"
+    assert specs[0]["layer"][0]["mark"]["type"] == "circle" and specs[0]["layer"][0]["encoding"]["x"]["title"] == "z₁"
     assert [h.value for h in app.main.subheader] == ["Test images' posterior means", "Decoded manifold",
-                                                 "Latent traversals", "Interpolation between two test images"]
-    manifold, traversal, strip = images(app)
+                                                 "Which latent dims are used", "Latent traversals",
+                                                 "Interpolation between two test images"]
+    manifold, centre, traversal, strip = (g.urls for g in grids(app))
 
     widget(app.slider, "manifold_n").set_value(6)
     rerun(app)
-    assert images(app)[0] != manifold and images(app)[1:] == [traversal, strip]
+    assert grids(app)[0].urls != manifold and [g.urls for g in grids(app)[1:]] == [centre, traversal, strip]
 
     widget(app.multiselect, "trav_dims").set_value([1])
     rerun(app)
-    assert images(app)[1] != traversal
-    assert "Rows: dim 1 (KL" in captions(app)[2]
+    assert grids(app)[2].urls != traversal
+    assert grids(app)[2].row_headers == ["dim 1 · KL 1.000"]  # the fixture's card: KL 0.1 and 1.0
 
     widget(app.selectbox, "trav_centre").select("a test image's z_mean")
     rerun(app)
     widget(app.number_input, "trav_image").set_value(3)
     rerun(app)
-    assert "test image #3's z_mean" in captions(app)[2]
+    assert any("test image #3's z_mean" in c for c in captions(app))
 
     widget(app.number_input, "interp_b").set_value(5)
     rerun(app)
-    assert images(app)[2] != strip
+    assert grids(app)[3].urls != strip
     assert "#0" in captions(app)[-1] and "#5" in captions(app)[-1]
 
     widget(app.multiselect, "trav_dims").set_value([])
@@ -349,22 +380,22 @@ def test_model_dependent_controls_reset_on_a_model_switch(dashboard_models_dir, 
     assert at.title[0].value == "tiny/2"
     assert widget(at.multiselect, "trav_dims").value == [0, 1]
     assert widget(at.number_input, "interp_b").value == 1
-    assert len(images(at)) == 3
+    assert len(grids(at)) == 4  # manifold, traversal centre and rows, interpolation
 
 
 def test_latent_space_page_colour_model_uses_pca(dashboard_models_dir, monkeypatch):
     at = make_app(dashboard_models_dir, monkeypatch, model="tinyrgb/1", page="Latent space")
     scatter = chart_spec(charts(at)[0])
-    assert scatter["encoding"]["x"]["title"].startswith("PC 1")
+    assert scatter["layer"][0]["encoding"]["x"]["title"].startswith("PC 1")
     assert "principal components" in captions(at)[0]
-    assert [h.value for h in at.main.subheader] == ["Test images' posterior means", "Information per latent dimension",
+    assert [h.value for h in at.main.subheader] == ["Test images' posterior means", "Which latent dims are used",
                                                "Latent traversals", "Interpolation between two test images"]
-    assert len(images(at)) == 2  # traversal and interpolation; no manifold above 2-D
+    assert len(grids(at)) == 3  # traversal centre and rows, interpolation; no manifold above 2-D
     goto(at, "Reconstructions")
     assert page(at).label == "Reconstructions"
-    assert len(at.image[0].value) == 16
+    assert len(grids(at)[0].urls) == 16
     assert "squared error" in " ".join(captions(at))
-    assert any("red-ish" in c for c in at.image[0].captions)
+    assert any("red-ish" in c for c in grids(at)[0].captions)
 
 
 def test_conditional_model_pages_pick_a_class(dashboard_models_dir, monkeypatch):
@@ -384,13 +415,13 @@ def test_conditional_model_pages_pick_a_class(dashboard_models_dir, monkeypatch)
     assert images(at)[0] != manifold
 
     goto(at, "Reconstructions")  # test images are reconstructed with their own labels
-    assert len(at.image[0].value) == 16
+    assert len(grids(at)[0].urls) == 16
     at.file_uploader[0].set_value(("d.png", png_bytes(np.full((28, 28), 200, np.uint8)), "image/png"))
     rerun(at)
-    first = at.image[-1].value
-    widget(at.selectbox, "upload_class").select(5)
+    first = grids(at)[-1].urls
+    widget(at.selectbox, next(w.key for w in at.selectbox if w.key.startswith("upload_class_"))).select(5)
     rerun(at)
-    assert at.image[-1].value != first
+    assert grids(at)[-1].urls != first
 
 
 def test_compare_page(app):

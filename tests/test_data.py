@@ -97,6 +97,20 @@ def test_load_dataset_returns_train_and_test(mnist):
 # ------------------------------------------------------------------------------------------
 
 
+def test_npz_labels_take_their_names_from_a_classes_txt_beside_the_file(tmp_path):
+    p = tmp_path / "d.npz"
+    np.savez(p, x_train=np.zeros((6, 2, 2), np.uint8), y_train=np.arange(6) % 3)
+    assert data.load_images(str(p)).class_names is None
+    (tmp_path / "classes.txt").write_text("cat\n\ndog\nbird\n", encoding="utf-8")
+    assert data.load_images(str(p)).class_names == ("cat", "dog", "bird")
+    (tmp_path / "classes.txt").write_text("cat\ndog\n", encoding="utf-8")  # too few for labels 0..2
+    with pytest.raises(DataError, match="has 2 names but the labels go up to 2"):
+        data.load_images(str(p))
+    named = tmp_path / "named.npz"  # the archive's own class_names win
+    np.savez(named, x_train=np.zeros((6, 2, 2), np.uint8), y_train=np.arange(6) % 3, class_names=np.array(["a", "b", "c"]))
+    assert data.load_images(str(named)).class_names == ("a", "b", "c")
+
+
 def test_npz_round_trip_uint8_and_float(tmp_path):
     rng = np.random.default_rng(1)
     x_tr = rng.integers(0, 256, (30, 5, 4), dtype=np.uint8)

@@ -114,6 +114,10 @@ def test_evaluate_reports_consistent_figures_and_calls_a_gaussian_a_density(ppca
     assert result["nll_meaning"] == "nats of density (not comparable with discrete models)"
     assert len(result["kl_per_dim"]) == D_Z and result["kl"] == pytest.approx(sum(result["kl_per_dim"]))
     assert result["active_units"] == 2 and result["num_images"] == 40
+    # The activity behind the count (the card's test_activity_per_dim): the covariance diagonal of the posterior means.
+    z_mean = np.asarray(vae.encode(x)[0], np.float64)
+    assert result["activity_per_dim"] == pytest.approx(np.diag(np.cov(z_mean.T, bias=True)).tolist(), rel=1e-5)
+    assert result["active_units"] == sum(a > 0.01 for a in result["activity_per_dim"])
 
 
 def test_bits_per_dim_only_for_a_discrete_likelihood_of_discrete_images():

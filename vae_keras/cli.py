@@ -227,7 +227,11 @@ def _train(args):
 
 
 def _active_units(count, latent_dim):
-    return f"{count}/{latent_dim}" if count is not None else "undefined (needs two or more test images)"
+    from vae_keras.active_units import ACTIVE_UNIT_THRESHOLD
+
+    if count is None:
+        return "undefined (needs two or more test images)"
+    return f"{count}/{latent_dim} (Var_x E_q[z_j|x] > {ACTIVE_UNIT_THRESHOLD:g})"
 
 
 def _load_keras_model(version_dir):

@@ -16,6 +16,13 @@ import tensorflow as tf
 
 from vae_keras import checks
 from vae_keras import labels as labels_lib
+from vae_keras.active_units import (  # noqa: F401 - re-exported: the one rule for active units
+    ACTIVE_UNIT_RULE,
+    ACTIVE_UNIT_THRESHOLD,
+    active_units,
+    activity_per_dim,
+    is_active,
+)
 from vae_keras.errors import ConfigError, DataError
 from vae_keras.gaussian import diag_normal_log_prob_of_noise, gaussian_kl
 from vae_keras.nll_kinds import (  # noqa: F401 - re-exported: evaluation.DISCRETE, evaluation.nll_kind, ...
@@ -32,7 +39,6 @@ from vae_keras.nll_kinds import (  # noqa: F401 - re-exported: evaluation.DISCRE
 # Sample quality (Fréchet distance, precision/recall, class accuracy of samples) lives in its own module:
 # vae_keras.sample_quality.evaluate_samples, score, class_accuracy, get_classifier.
 
-ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: Cov_x(E_q[z_j]) > 0.01
 
 def iw_log_likelihood(model, x, num_samples=1000, batch_size=100, max_decodes=20000, seed=0, progress=False,
                       labels=None, max_seconds=None):
@@ -139,16 +145,6 @@ def learned_prior_kl(model, x, num_samples=16, seed=0, batch_size=500):
     return np.concatenate(out)
 
 
-def active_units(z_mean, threshold=ACTIVE_UNIT_THRESHOLD):
-    """Number of latent dims whose posterior mean varies over the data: Var_x(E_q[z_j]) > threshold.
-
-    None for fewer than two images: a variance over one image is no measure of activity."""
-    z_mean = np.asarray(z_mean)
-    if len(z_mean) < 2:
-        return None
-    return int(np.sum(np.var(z_mean, axis=0) > threshold))
-
-
 def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, labels=None, max_seconds=None):
     """Evaluates a VAE on test images.
 
@@ -170,7 +166,9 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
         log-likelihood, nats), ``nll_kind`` (`nll_kind`: DISCRETE, DENSITY or NOT_A_LIKELIHOOD),
         ``nll_meaning`` (its words for reports), ``bits_per_dim`` (None unless ``nll_kind`` is
         DISCRETE), ``kl`` (mean KL, nats), ``kl_per_dim`` (list; None with a learned prior, whose KL does
-        not split into dims and is then the Monte-Carlo `learned_prior_kl`), ``active_units`` (None with fewer than
+        not split into dims and is then the Monte-Carlo `learned_prior_kl`), ``activity_per_dim`` (list: each
+        dim's Var_x(E_q[z_j|x]), the quantity of the active-units rule, `ACTIVE_UNIT_RULE`; None with fewer
+        than two images), ``active_units`` (None with fewer than
         two images: the variance over images is undefined), ``latent_dim``, ``iw_samples``, ``num_images``
         (the images evaluated).
     """
@@ -185,6 +183,7 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
     x, labels = x[:n], None if labels is None else np.asarray(labels)[:n]
     z_mean, kl_per_dim = latent_statistics(model, x, labels=labels)
     nll = -float(np.mean(iw["log_px"]))
+    activity = activity_per_dim(z_mean)
     kind = nll_kind(model.likelihood, x)
     learned_prior = getattr(getattr(model, "prior", None), "learned", False)
     kl = float(np.mean(learned_prior_kl(model, x, seed=seed))) if learned_prior else float(np.sum(kl_per_dim))
@@ -196,7 +195,8 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
         "bits_per_dim": bits_per_dim(nll, int(np.prod(x.shape[1:]))) if kind == DISCRETE else None,
         "kl": kl,
         "kl_per_dim": None if learned_prior else [float(v) for v in kl_per_dim],
-        "active_units": active_units(z_mean),
+        "activity_per_dim": None if activity is None else [float(v) for v in activity],
+        "active_units": None if activity is None else int(np.sum(is_active(activity))),
         "latent_dim": int(model.latent_dim),
         "iw_samples": int(iw_samples),
         "num_images": int(len(x)),

@@ -4,17 +4,21 @@ files), the shown model (`Selected`: its card at once, its SavedModel on first u
 TensorFlow is imported the first time a SavedModel or test images load, never to draw the shell.
 """
 
+import dataclasses
+
 import numpy as np
 import streamlit as st
 
 from vae_keras import exported
 from vae_keras.dashboard import logic as dl
+from vae_keras.dashboard.logic import gallery
 from vae_keras.errors import ModelDirError, VaeKerasError
 
 SEED_MAX = 2**31 - 1
 # Controls whose valid values depend on the model (latent dims, classes, test images): reset on a model switch.
 MODEL_CONTROLS = ("trav_dims", "trav_centre", "trav_image", "interp_a", "interp_b", "latent_class", "sample_class",
                   "upload_class")
+MODEL_CONTROL_PREFIXES = ("upload_class_",)  # one control per uploaded file
 
 
 # ------------------------------------------------------------------------------------------------
@@ -61,9 +65,13 @@ def test_outputs(model_key, _model, spec, conditional=False):
 
 
 @st.cache_data(show_spinner="Sampling…", max_entries=64)
+def sample_images(model_key, _model, n, seed, temperature, labels=None):
+    """The decoder means of ``n`` samples z ~ N(0, temperature² I) (float [n, H, W, C])."""
+    return np.asarray(_model.sample(n, seed=seed, temperature=temperature, **with_labels(labels))["x_mean"])
+
+
 def sample_png(model_key, _model, n, seed, temperature, ncol, scale, labels=None):
-    x = _model.sample(n, seed=seed, temperature=temperature, **with_labels(labels))["x_mean"]
-    return dl.grid_png(x, ncol=ncol, scale=scale)
+    return dl.grid_png(sample_images(model_key, _model, n, seed, temperature, labels), ncol=ncol, scale=scale)
 
 
 @st.cache_data(show_spinner="Decoding…", max_entries=64)
@@ -111,6 +119,9 @@ class Selected:
             return None, reason
         if self.conditional and test.y is None:
             return None, f"this conditional model needs labelled test images, and {test.spec!r} has no labels."
+        names = self.card.get("class_names")
+        if test.y is not None and not test.class_names and isinstance(names, list) and names:
+            test = dataclasses.replace(test, class_names=tuple(str(n) for n in names))  # the names training recorded
         return test, test_outputs(self.key, self.model, test.spec, self.conditional)
 
     def labels(self, n, cls):
@@ -141,10 +152,8 @@ def guarded(render, *args):
 def reset_model_controls():
     for key in MODEL_CONTROLS:
         st.session_state.pop(key, None)
-
-
-def bump(key, by=1):
-    st.session_state[key] = (int(st.session_state.get(key, 0)) + by) % SEED_MAX
+    for key in [k for k in st.session_state if str(k).startswith(MODEL_CONTROL_PREFIXES)]:
+        st.session_state.pop(key, None)
 
 
 def no_test_images(reason):
@@ -175,3 +184,32 @@ def show_metrics(figures, columns=4):
 
 def fmt_label(labels, i):
     return f" · {labels[i]}" if labels else ""
+
+
+# ------------------------------------------------------------------------------------------------
+# Image grids and downloads (every page draws its pictures with these)
+# ------------------------------------------------------------------------------------------------
+
+
+def show_grid(tiles, ncol, captions=None, col_headers=None, row_headers=None, download=None, alt="image", fit=False):
+    """Draws PNG ``tiles`` as an aligned grid with the images inline (they cannot expire: see
+    `vae_keras.dashboard.logic.gallery`), and a download button when ``download=(png bytes, file name, key)``."""
+    st.html(gallery.grid_html(tiles, ncol, captions=captions, col_headers=col_headers, row_headers=row_headers, alt=alt,
+                              fit=fit))
+    if download is not None:
+        download_png(*download)
+
+
+def download_png(png, file_name, key):
+    st.download_button("Download PNG", png, file_name=file_name, mime="image/png", key=key, on_click="ignore",
+                       icon=":material/download:")
+
+
+def download_csv(frame, file_name, key, label="Download CSV"):
+    st.download_button(label, gallery.csv_bytes(frame), file_name=file_name, mime="text/csv", key=key,
+                       on_click="ignore", icon=":material/download:")
+
+
+def file_stem(sel):
+    """A file-name prefix naming the shown model: ``NAME-vVERSION``."""
+    return sel.label.replace("/", "-v").replace(" ", "_")

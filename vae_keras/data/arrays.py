@@ -139,6 +139,23 @@ def _as_class_names(names, labels, source):
     return names
 
 
+CLASSES_FILE = "classes.txt"  # class names beside the data: one per line, line 1 names label 0
+
+
+def read_classes_file(path, labels):
+    """Class names from a ``classes.txt`` at ``path`` (UTF-8, one name per line, blank lines ignored), checked
+    against ``labels`` (a tuple of label arrays or None) like any ``class_names``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(
+            f"Class names file '{path}' cannot be read ({type(e).__name__}: {e}). Write it as "
+            "UTF-8 text, one class name per line (line 1 names label 0), or remove it."
+        ) from None
+    return _as_class_names(np.array(names, dtype=str), labels, f"'{path}' (one name per line)")
+
+
 def _resize_images(x, size):
     """Resizes [N, H, W, C] uint8/float32 images to size=(H, W) with PIL bilinear."""
     from PIL import Image

@@ -14,12 +14,12 @@ import zlib
 
 import numpy as np
 
-from vae_keras.data.arrays import _as_class_names
+from vae_keras.data.arrays import CLASSES_FILE, read_classes_file
 from vae_keras.data.image_data import ImageData
 from vae_keras.errors import DataError
 
 _IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}
-IDX_CLASSES_FILE = "classes.txt"
+IDX_CLASSES_FILE = CLASSES_FILE
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
@@ -133,15 +133,7 @@ def _load_idx_folder(folder, name, image_size):
     class_names = None
     classes_txt = os.path.join(folder, IDX_CLASSES_FILE)
     if y_tr is not None and os.path.isfile(classes_txt):
-        try:
-            with open(classes_txt, encoding="utf-8") as f:
-                names = [line.strip() for line in f if line.strip()]
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(
-                f"Class names file '{classes_txt}' cannot be read ({type(e).__name__}: {e}). Write it as "
-                "UTF-8 text, one class name per line (line 1 names label 0), or remove it."
-            ) from None
-        class_names = _as_class_names(np.array(names, dtype=str), (y_tr, y_te), f"'{classes_txt}' (one name per line)")
+        class_names = read_classes_file(classes_txt, (y_tr, y_te))
     elif y_tr is not None:
         class_names = _KNOWN_IDX_CLASS_NAMES.get(hashlib.sha256(np.ascontiguousarray(y_tr).tobytes()).hexdigest())
     return ImageData.from_arrays(x_tr, y_tr, x_te, y_te, class_names=class_names, name=name, image_size=image_size,

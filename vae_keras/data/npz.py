@@ -1,4 +1,6 @@
-"""Source: an ``.npz`` file with ``x_train`` (``y_train``, ``x_test``, ``y_test``, ``class_names`` optional)."""
+"""Source: an ``.npz`` file with ``x_train`` (``y_train``, ``x_test``, ``y_test``, ``class_names`` optional).
+
+Labels without ``class_names`` take their names from a ``classes.txt`` beside the file, if there is one."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import zlib
 
 import numpy as np
 
+from vae_keras.data.arrays import CLASSES_FILE, read_classes_file
 from vae_keras.data.image_data import ImageData
 from vae_keras.errors import DataError
 
@@ -55,12 +58,16 @@ def _load_npz(path, name, image_size):
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
         raise DataError(f"{bad_file} ({type(e).__name__}: {e}). {fix}") from None
+    class_names = arrays.get("class_names")
+    classes_txt = os.path.join(os.path.dirname(os.path.abspath(path)), CLASSES_FILE)
+    if class_names is None and arrays.get("y_train") is not None and os.path.isfile(classes_txt):
+        class_names = read_classes_file(classes_txt, (arrays.get("y_train"), arrays.get("y_test")))
     return ImageData.from_arrays(
         arrays.get("x_train"),
         arrays.get("y_train"),
         arrays.get("x_test"),
         arrays.get("y_test"),
-        class_names=arrays.get("class_names"),
+        class_names=class_names,
         name=name,
         image_size=image_size,
         source=source,

@@ -8,6 +8,9 @@ One module per concern, all re-exported here:
 - :mod:`.charts`: training histories and the altair charts;
 - :mod:`.numbers`: numbers for display (compact, with thousands separators);
 - :mod:`.links`: the address bar's model and page (links, Back/Forward).
+- :mod:`.units`: which latent dims are used (per-dim KL and activity, the active-units rule) and their chart;
+- :mod:`.scatter`: the latent scatter with image tooltips and the manifold's region;
+- :mod:`.gallery`: image grids as HTML with inline images, and the PNG/CSV files offered for download.
 
 Nothing here imports Streamlit or, at import, TensorFlow (test images and uploads import
 `vae_keras.data` when they are decoded; altair and pandas are imported by the builders that need them).
@@ -53,6 +56,16 @@ from vae_keras.dashboard.logic.charts import (  # noqa: F401
     per_dimension,
     warmup_note,
 )
+from vae_keras.dashboard.logic.gallery import (  # noqa: F401
+    csv_bytes,
+    data_uri,
+    errors_frame,
+    grid_download_png,
+    grid_html,
+    png_size,
+    tile_pngs,
+    z_mean_frame,
+)
 from vae_keras.dashboard.logic.latent import (  # noqa: F401
     interpolate,
     latent_frame,
@@ -82,5 +95,14 @@ from vae_keras.dashboard.logic.pictures import (  # noqa: F401
     reconstruction_error,
     rows_png,
     upscale,
+)
+from vae_keras.dashboard.logic.scatter import latent_scatter, manifold_region, thumbnails  # noqa: F401
+from vae_keras.dashboard.logic.units import (  # noqa: F401
+    UNIT_SORTS,
+    active_units_sentence,
+    card_activity,
+    sort_order,
+    unit_table,
+    units_charts,
 )
 from vae_keras.errors import DataError  # noqa: F401 - the base of UploadError, raised by load_test_set

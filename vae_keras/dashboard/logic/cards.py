@@ -13,6 +13,7 @@ import shlex
 import numpy as np
 
 from vae_keras import nll_kinds
+from vae_keras.active_units import ACTIVE_UNIT_RULE
 from vae_keras.dashboard.logic.numbers import compact_number, exact_number
 
 MODELS_DIR_ENV = "VAE_KERAS_MODELS_DIR"
@@ -245,9 +246,9 @@ def final_figures(card, history=None):
          "The test NLL in bits per pixel and channel (NLL ÷ (pixels × ln 2)); lower is better.", None),
         ("test_elbo", "Test ELBO", "nats", f"Evidence lower bound on the test set, nats per image; higher is better.{on}",
          None),
-        ("test_kl", "Test KL", "nats", f"KL(q(z|x) ‖ N(0, I)) on the test set, nats per image.{on}", None),
+        ("test_kl", "Test KL", "nats", f"KL(q(z|x) ‖ p(z)) on the test set, nats per image.{on}", None),
         ("test_active_units", "Active units", "dims",
-         "Latent dimensions whose posterior mean varies across the test set", None),
+         f"Latent dimensions in use: {ACTIVE_UNIT_RULE}", None),
         ("final_loss", "Final train loss", "nats",
          f"Negative ELBO on the training data (nats per image) at {_weights_epoch(card)}, with that epoch's KL weight",
          "loss"),
