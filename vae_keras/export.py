@@ -128,11 +128,12 @@ def inference_copy(model):
     """A copy of ``model`` with the same weights and no optimizer, for export.
 
     Exporting the training model itself would also save Adam's two moment estimates per weight,
-    tripling the files for nothing a server or the dashboard uses.
+    tripling the files for nothing a server or the dashboard uses. Training-only parts (FactorVAE's
+    discriminator, which ``compile`` creates) are left out too: the copy is not compiled.
     """
     clone = type(model).from_config(model.get_config())
     clone(clone.example_inputs())  # builds it with a known input shape
-    clone.set_weights(model.get_weights())
+    clone.set_weights(model.inference_weights())
     return clone
 
 

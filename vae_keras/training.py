@@ -163,6 +163,18 @@ def _capacity_options(config, steps_per_epoch):
             "capacity_steps": max(1, int(round(config.capacity_epochs * steps_per_epoch)))}
 
 
+def _objective_options(config, run_data):
+    """The disentangling objectives' arguments (only the objective's own: the contract refuses the others):
+    beta-TCVAE's N is the number of images ``fit`` trains on."""
+    if config.objective == "tcvae":
+        return {"dataset_size": len(run_data.fit_data.x_train)}
+    if config.objective == "factorvae":
+        return {"gamma": config.gamma}
+    if config.objective in ("dipvae1", "dipvae2"):
+        return {"lambda_od": config.lambda_od, "lambda_d": config.lambda_d}
+    return {}
+
+
 def _class_names(data, num_classes):
     if data.class_names:
         return list(data.class_names)
@@ -263,6 +275,7 @@ def build_model(config, run_data, run=None):
             kl_warmup_steps=int(round(config.resolved_kl_warmup_epochs * steps)), free_bits=config.free_bits,
             **_capacity_options(config, steps), objective=config.objective, iw_samples=config.iw_samples,
             num_classes=run_data.num_classes, seed=config.seed, dtype_policy=config.dtype_policy,
+            **_objective_options(config, run_data),
         )
         if config.output_bias_init:
             model.initialize_output_bias(data_lib.to_float(run_data.fit_data.x_train).mean(axis=0))
