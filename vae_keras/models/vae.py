@@ -239,6 +239,21 @@ class VAE(keras.Model):
         self.discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
         self.discriminator_optimizer.build(self.discriminator.trainable_weights)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and self.discriminator_optimizer is not None:
+            config = dict(config)
+            config["discriminator_optimizer"] = keras.saving.serialize_keras_object(self.discriminator_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        """Compiles a loaded model as it was saved (FactorVAE: with its discriminator optimizer's settings),
+        and builds the optimizers so that the saved state can be loaded into them."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def permute_dims(self, z):
         """Shuffles every latent dim independently across the batch: a sample of prod_j q(z_j) (FactorVAE)."""
         keys = keras.random.uniform(ops.shape(z), seed=self.permutation_noise)
