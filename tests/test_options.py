@@ -45,7 +45,7 @@ OPTIONS = {
     "dtype_policy=mixed_bfloat16": {"dtype_policy": "mixed_bfloat16"},
     "dtype_policy=mixed_float16": {"dtype_policy": "mixed_float16"},
     # The disentangling objectives (values of `objective`, so never paired with each other or with iwae).
-    "objective=tcvae": {"objective": "tcvae", "dataset_size": 40},
+    "objective=tcvae": {"objective": "tcvae", "dataset_size": 40, "beta": 3.0},  # beta != 1: the TC enters the loss
     "objective=factorvae": {"objective": "factorvae", "gamma": 3.0, "discriminator_hidden": (16, 16)},
     "objective=dipvae1": {"objective": "dipvae1", "lambda_od": 2.0},
     "objective=dipvae2": {"objective": "dipvae2", "lambda_od": 2.0, "lambda_d": 0.5},
