@@ -7,6 +7,7 @@ on resume; conv64's shapes and a fit on random 64x64 binary images. (Each object
 combination with the other options is checked by tests/test_options.py.)
 """
 
+import json
 import math
 import os
 
@@ -173,6 +174,9 @@ def test_the_export_and_its_keras_file_hold_no_discriminator(tmp_path):
         and "VARIABLE_VALUE" in name)
     network_size = vae.encoder.count_params() + vae.decoder.count_params()
     assert exported_size <= network_size + 8, (exported_size, network_size)  # + the seed generators' states
+    with open(os.path.join(path, "assets.extra", "model_card.json"), encoding="utf-8") as f:
+        card = json.load(f)
+    assert card["parameters"] == network_size and card["objective_options"] == {"gamma": 5.0, "discriminator_hidden": [32, 32]}
     reloaded = keras.saving.load_model(os.path.join(path, "assets.extra", "model.keras"))
     assert reloaded.discriminator is None and reloaded.objective == "factorvae"
     x = _binary_images(4)

@@ -229,8 +229,9 @@ def build_model_card(model, dataset=None, metrics=None, extra=None):
         "beta": model.beta,
         "binarize": model.binarize,
         "objective": model.objective,
+        "objective_options": model.objective_options(),
         "capacity_max": model.capacity_max,
-        "parameters": int(model.count_params()),
+        "parameters": int(sum(w.size for w in model.inference_weights())),  # what is exported (no discriminator)
         "dtype_policy": model.decoder.dtype_policy.name,  # "mixed_bfloat16": the networks compute in bfloat16
         "dataset": dataset,
         "metrics": metrics or {},

@@ -215,6 +215,16 @@ class VAE(keras.Model):
     def trainable_variables(self):
         return self._without_training_only(super().trainable_variables)
 
+    def objective_options(self):
+        """The objective's own settings, for the model card (``{}`` for elbo and iwae)."""
+        if self.objective == "tcvae":
+            return {"dataset_size": self.dataset_size}
+        if self.objective == "factorvae":
+            return {"gamma": self.gamma, "discriminator_hidden": list(self.discriminator_hidden)}
+        if self.objective in options_lib.DIP_OBJECTIVES:
+            return {"lambda_od": self.lambda_od, "lambda_d": self.dip_lambda_d}
+        return {}
+
     def inference_weights(self):
         """``get_weights()`` without the training-only parts (FactorVAE's discriminator): the weights of a
         copy built from ``get_config()``, as the export makes it."""
