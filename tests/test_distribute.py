@@ -7,7 +7,7 @@ Both strategies must give the numbers of single-device training with the same gl
   images in batches of 64, so the last global batch has a single image and one replica gets an
   empty batch), for every option that changes the loss (EXACT_VARIANTS: beta with warm-up, free
   bits and controlled capacity at their kinks, the IWAE objective with warm-up, sample weights,
-  mixed_float16): weights agree with single-device training to ATOL_WEIGHTS and the per-epoch
+  mixed_float16, DIP-VAE-I's global-batch covariance with sample weights): weights agree with single-device training to ATOL_WEIGHTS and the per-epoch
   metrics to RTOL_METRICS.
 - **end-to-end** (``train()`` / the CLI settings: Adam, dynamic binarization, random sampling,
   validation and early stopping on a held-out ``--validation-split``, interrupted after one epoch
@@ -187,6 +187,8 @@ EXACT_VARIANTS = {
     "iwae": {"model": {"objective": "iwae", "iw_samples": 3, "beta": 1.5, "kl_warmup_steps": 3}},
     "sample_weight": {"sample_weight": True},
     "mixed_float16": {"dtype_policy": "mixed_float16"},
+    # DIP-VAE's covariance of the posterior means needs the global batch's weighted moments (per-replica ones differ).
+    "dipvae1_weighted": {"sample_weight": True, "model": {"objective": "dipvae1", "lambda_od": 2.0, "lambda_d": 1.0}},
 }
 # float16 networks round differently when a batch is split: looser, still 1e4 times tighter than an unscaled update.
 # Capacity's gamma * |KL - C| multiplies the KL gradient's rounding differences (observed 1.6e-5 with 2 workers).

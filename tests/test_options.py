@@ -23,6 +23,7 @@ from vae_keras.errors import ConfigError
 from vae_keras.training import TrainConfig
 
 from conftest import REPO_ROOT
+from reference_losses import np_mss_total_correlation
 
 SHAPE = (6, 6, 1)
 BATCH = 8
@@ -47,7 +48,13 @@ OPTIONS = {
     "prior=vamp": {"prior": "vamp", "prior_components": 3},
     "prior=mog": {"prior": "mog", "prior_components": 4},
     "iwae_gradient=dreg": {"iwae_gradient": "dreg"},
+    # The disentangling objectives (values of `objective`, so never paired with each other or with iwae).
+    "objective=tcvae": {"objective": "tcvae", "dataset_size": 40, "beta": 3.0},  # beta != 1: the TC enters the loss
+    "objective=factorvae": {"objective": "factorvae", "gamma": 3.0, "discriminator_hidden": (16, 16)},
+    "objective=dipvae1": {"objective": "dipvae1", "lambda_od": 2.0},
+    "objective=dipvae2": {"objective": "dipvae2", "lambda_od": 2.0, "lambda_d": 0.5},
 }
+OBJECTIVE_VALUES = ("objective", "objective=tcvae", "objective=factorvae", "objective=dipvae1", "objective=dipvae2")
 # The contract, written out independently of vae_keras.options: the refused pairs (in either order).
 REFUSED = {
     frozenset({"objective", "free_bits"}), frozenset({"objective", "capacity"}),
@@ -56,6 +63,11 @@ REFUSED = {
     frozenset({"sampler=gmm", "conditional"}),
     frozenset({"prior=vamp", "free_bits"}), frozenset({"prior=mog", "free_bits"}),
     frozenset({"prior=vamp", "conditional"}), frozenset({"prior=mog", "conditional"}),
+    # beta-TCVAE's decomposition has no analytic KL for free bits or capacity to act on.
+    frozenset({"objective=tcvae", "free_bits"}), frozenset({"objective=tcvae", "capacity"}),
+    # The disentangling objectives pull q(z) towards a factorised N(0, I), the target a learned prior replaces.
+    *(frozenset({prior, objective}) for prior in ("prior=vamp", "prior=mog")
+      for objective in ("objective=tcvae", "objective=factorvae", "objective=dipvae1", "objective=dipvae2")),
 }
 # iw_samples > 1 and iwae_gradient="dreg" need objective="iwae": refused with everything else.
 ALWAYS_REFUSED = {"iw_samples", "iwae_gradient=dreg"}
@@ -63,18 +75,20 @@ ALWAYS_REFUSED = {"iw_samples", "iwae_gradient=dreg"}
 SAME_OPTION = {frozenset({"likelihood=gaussian", "likelihood=logistic"}),
                frozenset({"dtype_policy=mixed_bfloat16", "dtype_policy=mixed_float16"}),
                frozenset({"prior=vamp", "prior=mog"})}
+SAME_OPTION |= {frozenset(p) for p in itertools.combinations(OBJECTIVE_VALUES, 2)}
 # The keyword each option's message names (a refusal must name both options of the pair).
 KEYWORD = {"objective": "objective", "beta": "beta", "kl_warmup": "kl_warmup_steps", "free_bits": "free_bits",
            "capacity": "capacity_max", "iw_samples": "iw_samples", "binarize": "binarize",
            "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood", "sampler=gmm": "sampler",
-           "prior=vamp": "prior", "prior=mog": "prior", "conditional": "num_classes", "iwae_gradient=dreg": "iwae_gradient"}
+           "prior=vamp": "prior", "prior=mog": "prior", "conditional": "num_classes", "iwae_gradient=dreg": "iwae_gradient",
+           **{name: "objective" for name in OBJECTIVE_VALUES}}
 
 PAIRS = [p for p in itertools.combinations(OPTIONS, 2) if frozenset(p) not in SAME_OPTION]
 
 
 def _refused(pair):
     names = set(pair)
-    if names & ALWAYS_REFUSED and "objective" not in names:
+    if names & ALWAYS_REFUSED and "objective" not in names:  # iw_samples and DReG need objective iwae
         return True
     return frozenset(names) in REFUSED
 
@@ -119,10 +133,34 @@ def _np_mixture_log_prob(z, means, log_vars, log_weights):
     return (top + np.log(np.sum(np.exp(per_component + log_weights - top), axis=1, keepdims=True)))[:, 0]
 
 
-def _np_loss(kwargs, x, params, z_mean, z_log_var, weights, prior=None):
+def _np_discriminator(weights, z):
+    """The discriminator MLP: dense layers (kernel, bias pairs), leaky ReLU 0.2 between them."""
+    h = z.astype(np.float64)
+    pairs = list(zip(weights[0::2], weights[1::2]))
+    for i, (kernel, bias) in enumerate(pairs):
+        h = h @ kernel + bias
+        if i < len(pairs) - 1:
+            h = np.where(h > 0, h, 0.2 * h)
+    return h
+
+
+def _np_dip_penalty(kwargs, z_mean, z_log_var, weights):
+    w = weights.astype(np.float64)[:, None] / weights.sum()
+    mu = (w * z_mean).sum(0)
+    cov = (w * z_mean).T @ z_mean - np.outer(mu, mu)
+    if kwargs["objective"] == "dipvae2":
+        cov += np.diag((w * np.exp(z_log_var)).sum(0))
+    lambda_od = kwargs["lambda_od"]
+    lambda_d = kwargs.get("lambda_d") or (10 if kwargs["objective"] == "dipvae1" else 1) * lambda_od
+    off = cov - np.diag(np.diag(cov))
+    return lambda_od * (off ** 2).sum() + lambda_d * ((np.diag(cov) - 1) ** 2).sum()
+
+
+def _np_loss(kwargs, x, params, z_mean, z_log_var, weights, prior=None, discriminator_weights=None):
     """The documented training loss at optimizer step 0, with eps = 0 (z = z_mean).
 
-    ``prior``: (means, log_vars, log_weights) of a learned prior's mixture, None for N(0, I)."""
+    ``prior``: (means, log_vars, log_weights) of a learned prior's mixture, None for N(0, I);
+    ``discriminator_weights``: FactorVAE's discriminator (kernel, bias pairs)."""
     z_mean, z_log_var = z_mean.astype(np.float64), z_log_var.astype(np.float64)
     mean = lambda v: np.sum(weights.reshape((-1,) + (1,) * (v.ndim - 1)) * v, axis=0) / len(x)  # noqa: E731
     log_px = _np_log_px(kwargs.get("likelihood", "bernoulli"), x, params)
@@ -142,12 +180,26 @@ def _np_loss(kwargs, x, params, z_mean, z_log_var, weights, prior=None):
         log_w = log_px + w * (log_pz - log_qz)  # all K samples equal: logsumexp - log K = log_w
         return mean(-log_w)
     reconstruction = mean(-log_px)
+    objective = kwargs.get("objective", "elbo")
+    if objective == "tcvae":  # rec + r_t * M[log q(z|x) - log p(z)] + r_t * (beta - 1) * M[TC]
+        ramp = min(1.0, 1.0 / warmup) if warmup else 1.0
+        log_pz = np.sum(-0.5 * (z_mean ** 2 + math.log(2 * math.pi)), axis=1)
+        log_qz = np.sum(-0.5 * (math.log(2 * math.pi) + z_log_var), axis=1)  # eps = 0
+        tc = np_mss_total_correlation(z_mean, z_mean, z_log_var, kwargs["dataset_size"])
+        return reconstruction + ramp * mean(log_qz - log_pz) + ramp * (beta - 1) * mean(tc)
     if kwargs.get("capacity_max"):
         target = kwargs["capacity_max"] * min(1.0, 1.0 / kwargs["capacity_steps"])
-        return reconstruction + kwargs["capacity_gamma"] * abs(mean(kl) - target)
-    if kwargs.get("free_bits"):
-        return reconstruction + w * np.maximum(mean(kl_per_dim), kwargs["free_bits"]).sum()
-    return reconstruction + w * mean(kl)
+        loss = reconstruction + kwargs["capacity_gamma"] * abs(mean(kl) - target)
+    elif kwargs.get("free_bits"):
+        loss = reconstruction + w * np.maximum(mean(kl_per_dim), kwargs["free_bits"]).sum()
+    else:
+        loss = reconstruction + w * mean(kl)
+    if objective == "factorvae":
+        logits = _np_discriminator(discriminator_weights, z_mean)
+        loss += kwargs["gamma"] * mean(logits[:, 0] - logits[:, 1])
+    elif objective in ("dipvae1", "dipvae2"):
+        loss += _np_dip_penalty(kwargs, z_mean, z_log_var, weights)
+    return loss
 
 
 def _np_prior(vae, kwargs):
@@ -186,7 +238,9 @@ def _one_step(names):
     # The reference: the networks' outputs before the step, through the documented formula.
     z_mean, z_log_var = (keras.ops.convert_to_numpy(t) for t in vae.encode(x, labels))
     params = keras.ops.convert_to_numpy(vae.decode(z_mean, labels))
-    expected = _np_loss(kwargs, x, params, z_mean, z_log_var, weights, prior=_np_prior(vae, kwargs))
+    discriminator = vae.discriminator.get_weights() if vae.discriminator is not None else None
+    expected = _np_loss(kwargs, x, params, z_mean, z_log_var, weights, prior=_np_prior(vae, kwargs),
+                        discriminator_weights=discriminator)
     history = vae.fit(x, labels, sample_weight=weights if "sample_weight" in names else None,
                       batch_size=BATCH, epochs=1, shuffle=False, verbose=0).history
     return history["loss"][0], expected, kwargs
@@ -215,11 +269,26 @@ def test_every_pair_trains_with_its_documented_loss_or_is_refused(pair):
 @pytest.mark.parametrize("name", list(OPTIONS))
 def test_each_option_alone(name):
     if name in ALWAYS_REFUSED:
-        with pytest.raises(ConfigError, match="(iw_samples=3|iwae_gradient='dreg') cannot be combined with objective='elbo'"):
+        with pytest.raises(ConfigError, match="(iw_samples=3|iwae_gradient='dreg') cannot be combined with objective='elbo'|objective='elbo' cannot be combined with (iw_samples=3|iwae_gradient='dreg')"):
             _one_step([name])
         return
     got, expected, _ = _one_step([name])
     assert got == pytest.approx(expected, rel=2e-3 if name.startswith("dtype_policy=") else 1e-4)
+
+
+@pytest.mark.parametrize("kwargs, names", [
+    ({"gamma": 3.0}, ("gamma", "objective")),
+    ({"lambda_od": 3.0}, ("lambda_od", "objective")),
+    ({"lambda_d": 3.0, "objective": "iwae"}, ("lambda_d", "objective")),
+    ({"dataset_size": 100}, ("dataset_size", "objective")),
+    ({"discriminator_hidden": (8,), "objective": "dipvae1"}, ("discriminator_hidden", "objective")),
+    ({"objective": "tcvae"}, ("objective", "dataset_size")),
+    ({"gamma": 3.0, "objective": "tcvae", "dataset_size": 100}, ("gamma", "objective")),
+])
+def test_an_objectives_weight_without_its_objective_is_refused(kwargs, names):
+    with pytest.raises(ConfigError) as info:
+        build_vae(SHAPE, latent_dim=LATENT, hidden=(8,), **kwargs)
+    assert all(n in str(info.value) for n in names) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("kwargs, names", [
@@ -258,6 +327,14 @@ def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     ({"prior": "mog", "conditional": True}, ("--prior mog", "--conditional")),
     ({"prior_components": 5}, ("--prior-components 5", "--prior standard")),
     ({"iwae_gradient": "dreg"}, ("--iwae-gradient dreg", "--objective elbo")),
+    ({"objective": "tcvae", "distribute": "mirrored"}, ("--objective tcvae", "--distribute mirrored")),
+    ({"objective": "factorvae", "distribute": "multi-worker"}, ("--objective factorvae", "--distribute multi-worker")),
+    ({"objective": "tcvae", "free_bits": 0.5}, ("--objective tcvae", "--free-bits 0.5")),
+    ({"objective": "tcvae", "capacity_max": 20.0}, ("--objective tcvae", "--capacity-max 20.0")),
+    ({"gamma": 35.0}, ("--gamma 35.0", "--objective elbo")),
+    ({"objective": "tcvae", "lambda_od": 2.0}, ("--lambda-od 2.0", "--objective tcvae")),
+    ({"objective": "factorvae", "lambda_d": 2.0}, ("--lambda-d 2.0", "--objective factorvae")),
+    ({"prior": "vamp", "objective": "tcvae"}, ("--prior vamp", "--objective tcvae")),
 ])
 def test_train_config_refuses_the_same_pairs_naming_both_flags(values, flags):
     with pytest.raises(ConfigError) as info:
@@ -313,7 +390,10 @@ def test_readme_option_table_lists_every_refused_pair():
                  frozenset({"capacity_steps", "capacity_max"}), frozenset({"steps_per_execution", "distribute"}),
                  frozenset({"clip_norm", "distribute"}), frozenset({"early_stopping_patience", "validation_split"}),
                  frozenset({"lr_schedule", "distribute"}), frozenset({"prior_components", "prior"}),
-                 frozenset({"iwae_gradient", "objective"})}
+                 frozenset({"iwae_gradient", "objective"}), frozenset({"objective", "dataset_size"}),
+                 frozenset({"gamma", "objective"}), frozenset({"discriminator_hidden", "objective"}),
+                 frozenset({"lambda_od", "objective"}), frozenset({"lambda_d", "objective"}),
+                 frozenset({"objective", "distribute"}), frozenset({"prior", "objective"})}
     assert refused_in_readme == expected
 
 

@@ -68,7 +68,8 @@ def build_parser():
     # Defaults are None so that a --config file can fill what the command line leaves out.
     t.add_argument("--config", help="JSON or YAML file whose keys mirror these flags (flags given here win)")
     t.add_argument("--dataset", help="'mnist-10k' (embedded, default), 'dsprites' (rendered), a TFDS name, or a path to an IDX folder, image folder or .npz")
-    t.add_argument("--model", choices=["mlp", "conv"], help="encoder/decoder network (default mlp)")
+    t.add_argument("--model", choices=["mlp", "conv", "conv64"],
+                   help="encoder/decoder network (default mlp); conv64: Higgins et al.'s conv net for 64x64 images")
     t.add_argument("--hidden", type=_hidden, help="hidden sizes, e.g. 512,256 (MLP units or conv filters)")
     t.add_argument("--latent-dim", type=_positive_int, help="size of z (default 32)")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian", "logistic"],
@@ -90,7 +91,16 @@ def build_parser():
                    help="controlled capacity (Burgess et al. 2018): push the KL towards a target growing to this many nats")
     t.add_argument("--capacity-epochs", type=_finite_float, help="epochs over which the capacity target grows (default 10)")
     t.add_argument("--capacity-gamma", type=_finite_float, help="weight of |KL - C| (default 1000)")
-    t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
+    t.add_argument("--objective", choices=["elbo", "iwae", "tcvae", "factorvae", "dipvae1", "dipvae2"],
+                   help="training objective (default elbo): iwae (importance-weighted bound), tcvae (beta-TCVAE: --beta "
+                        "weights the total correlation), factorvae (discriminator TC, weight --gamma), dipvae1/dipvae2 "
+                        "(covariance penalty, --lambda-od/--lambda-d)")
+    t.add_argument("--gamma", type=_finite_float, help="FactorVAE's weight of the discriminator's TC estimate (default 10)")
+    t.add_argument("--lambda-od", type=_finite_float,
+                   help="DIP-VAE's weight of the squared off-diagonal covariance entries (default 10)")
+    t.add_argument("--lambda-d", type=_finite_float,
+                   help="DIP-VAE's weight of the squared (diagonal - 1) entries (default 10 x --lambda-od for dipvae1, "
+                        "--lambda-od for dipvae2)")
     t.add_argument("--iw-samples", type=_positive_int, help="importance samples K for --objective iwae")
     t.add_argument("--sample-quality", type=_non_negative_int, metavar="N",
                    help="score N random samples at export: FD, precision, recall (and class accuracy of a conditional "

@@ -151,11 +151,12 @@ def inference_copy(model):
     """A copy of ``model`` with the same weights and no optimizer, for export.
 
     Exporting the training model itself would also save Adam's two moment estimates per weight,
-    tripling the files for nothing a server or the dashboard uses.
+    tripling the files for nothing a server or the dashboard uses. Training-only parts (FactorVAE's
+    discriminator, which ``compile`` creates) are left out too: the copy is not compiled.
     """
     clone = type(model).from_config(model.get_config())
     clone(clone.example_inputs())  # builds it with a known input shape
-    clone.set_weights(model.get_weights())
+    clone.set_weights(model.inference_weights())
     return clone
 
 
@@ -266,12 +267,13 @@ def build_model_card(model, dataset=None, metrics=None, extra=None):
         "beta": model.beta,
         "binarize": model.binarize,
         "objective": model.objective,
+        "objective_options": model.objective_options(),
         "capacity_max": model.capacity_max,
         "sampler": _sampler_card(model),
         "prior": model.prior.kind,
         "prior_components": getattr(model.prior, "num_components", None),
         "iwae_gradient": model.iwae_gradient,
-        "parameters": int(model.count_params()),
+        "parameters": int(sum(w.size for w in model.inference_weights())),  # what is exported (no discriminator)
         "dtype_policy": model.decoder.dtype_policy.name,  # "mixed_bfloat16": the networks compute in bfloat16
         "dataset": dataset,
         "metrics": metrics or {},

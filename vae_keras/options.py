@@ -23,9 +23,25 @@ optimizer step t (beta without warm-up):
 - ``prior="vamp"`` or ``"mog"`` (a learned p(z), `vae_keras.priors`): log p(z) above is the learned
   one, and the ELBO's KL_i (no closed form) is the Monte-Carlo term log q(z_i|x_i) - log p(z_i) at the
   z_i of the reconstruction; KL_term = M[KL_i] (capacity: |M[KL_i] - C_t|).
+- ``objective="tcvae"`` (beta-TCVAE, Chen et al. 2018, with alpha = gamma = 1 and beta on the total
+  correlation): loss = M[rec] + r_t * M[MI_i + beta * TC_i + DWKL_i] = M[rec] + r_t * M[log q(z_i|x_i) -
+  log p(z_i)] + r_t * (beta - 1) * M[TC_i], r_t = min(1, (t + 1) / kl_warmup_steps) (1 without warm-up),
+  TC_i = log q(z_i) - sum_d log q(z_id) the minibatch-stratified-sampling estimate over the batch with
+  the ``dataset_size`` N training images (`vae_keras.regularizers`; the mixture over the batch is
+  unweighted, sample weights weight the outer mean M).
+- ``objective="factorvae"`` (Kim & Mnih 2018): loss = the ELBO objective's loss (beta, warm-up, free
+  bits or capacity as above) + gamma * M[D_0(z_i) - D_1(z_i)], the discriminator's logit difference
+  estimating TC. In the same `train_step` the discriminator (its own optimizer) minimises
+  -0.5 * (mean_i log softmax(D(z_i))_0 + mean_i log softmax(D(perm(z))_i)_1), z held fixed, perm
+  shuffling every latent dim independently across the batch (unweighted).
+- ``objective="dipvae1"`` / ``"dipvae2"`` (Kumar et al. 2018): loss = the ELBO objective's loss +
+  lambda_od * sum_{i != j} C_ij^2 + lambda_d * sum_i (C_ii - 1)^2, C = Cov[mu(x)] (I) or
+  E[diag sigma^2(x)] + Cov[mu(x)] (II) over the global batch (weighted moments sum_i s_i v_i / sum_i s_i);
+  lambda_d defaults to 10 * lambda_od (I) or lambda_od (II), as in disentanglement_lib.
 
-Validation (``test_step``) uses the same formulas at the full weight (w = beta; free bits and the
-capacity target do not apply: a capacity run validates the ELBO, reconstruction + KL).
+Validation (``test_step``) uses the same formulas at the full weight (w = beta, r = 1; free bits and the
+capacity target do not apply: a capacity run validates the ELBO, reconstruction + KL; the regularisers
+of tcvae, factorvae and the DIP-VAEs do, the discriminator is not trained).
 
 ``sampler`` (prior or gmm:K) only changes where random samples' z come from, never the loss, so it
 combines with everything except a conditional model (refused).
@@ -39,6 +55,12 @@ from vae_keras.errors import ConfigError
 # Model options' defaults, as `VAE.__init__` takes them.
 DEFAULT_CAPACITY_STEPS = 10000
 DEFAULT_CAPACITY_GAMMA = 1000.0
+DEFAULT_GAMMA = 10.0  # FactorVAE's TC weight
+DEFAULT_LAMBDA_OD = 10.0  # DIP-VAE's off-diagonal weight
+DIP_LAMBDA_D_FACTOR = {"dipvae1": 10.0, "dipvae2": 1.0}  # lambda_d = factor * lambda_od unless given
+DIP_OBJECTIVES = ("dipvae1", "dipvae2")
+# Objectives whose loss needs statistics across the whole batch that are not all-reduced across replicas.
+NOT_DISTRIBUTED_OBJECTIVES = ("tcvae", "factorvae")
 
 
 PRIOR = "prior"
@@ -78,8 +100,28 @@ REFUSED = (
             "free bits floor each latent dim's batch-mean KL, a term the importance-weighted bound does not have"),
     Refusal("objective", "capacity_max", lambda o: o["objective"] == "iwae" and o["capacity_max"] > 0,
             "controlled capacity steers the ELBO's KL term, which the importance-weighted bound does not have"),
-    Refusal("objective", "iw_samples", lambda o: o["objective"] == "elbo" and o["iw_samples"] > 1,
-            "the ELBO objective draws one sample per image; iw_samples is the K of objective iwae"),
+    Refusal("objective", "iw_samples", lambda o: o["objective"] != "iwae" and o["iw_samples"] > 1,
+            "only objective iwae draws several samples per image; iw_samples is its K"),
+    Refusal("objective", "free_bits", lambda o: o["objective"] == "tcvae" and o["free_bits"] > 0,
+            "beta-TCVAE replaces the analytic KL by its decomposition (MI + beta * TC + dimension-wise KL), which "
+            "has no per-dimension KL to floor"),
+    Refusal("objective", "capacity_max", lambda o: o["objective"] == "tcvae" and o["capacity_max"] > 0,
+            "beta-TCVAE replaces the analytic KL that controlled capacity steers by its decomposition"),
+    Refusal("objective", "dataset_size", lambda o: o["objective"] == "tcvae" and o["dataset_size"] is None,
+            "beta-TCVAE's estimate of the aggregate posterior q(z) needs the number of training images N",
+            fix="Pass dataset_size=N (train() and the CLI pass the training split's size)."),
+    Refusal("dataset_size", "objective", lambda o: o["objective"] != "tcvae" and o["dataset_size"] is not None,
+            "dataset_size is the N of objective tcvae's total-correlation estimate"),
+    Refusal("gamma", "objective", lambda o: o["objective"] != "factorvae" and o["gamma"] != DEFAULT_GAMMA,
+            "gamma weights FactorVAE's discriminator TC term (objective factorvae); beta-TCVAE's TC weight is beta",
+            fix="Pass --objective factorvae, or drop --gamma."),
+    Refusal("discriminator_hidden", "objective",
+            lambda o: o["objective"] != "factorvae" and o["discriminator_hidden_set"],
+            "only objective factorvae has a discriminator"),
+    Refusal("lambda_od", "objective", lambda o: o["objective"] not in DIP_OBJECTIVES and o["lambda_od"] != DEFAULT_LAMBDA_OD,
+            "lambda_od weights the DIP-VAE covariance penalty (objective dipvae1 or dipvae2)"),
+    Refusal("lambda_d", "objective", lambda o: o["objective"] not in DIP_OBJECTIVES and o["lambda_d"] is not None,
+            "lambda_d weights the DIP-VAE covariance penalty (objective dipvae1 or dipvae2)"),
     Refusal("capacity_max", "free_bits", lambda o: o["capacity_max"] > 0 and o["free_bits"] > 0,
             "controlled capacity already sets the KL target; free bits would change it per dimension"),
     Refusal("capacity_max", "kl_warmup", lambda o: o["capacity_max"] > 0 and o["kl_warmup"] > 0,
@@ -100,6 +142,11 @@ REFUSED = (
     Refusal("prior", "num_classes", lambda o: o["prior"] != "standard" and o["num_classes"] is not None,
             "the learned priors are unconditional p(z), and a conditional model's prior would have to depend "
             "on the label", fix="Drop one of them (a conditional model keeps the standard prior)."),
+    Refusal("prior", "objective",
+            lambda o: o["prior"] != "standard" and o["objective"] in ("tcvae", "factorvae") + DIP_OBJECTIVES,
+            "the disentangling objectives pull the aggregate posterior towards a factorised N(0, I) (beta-TCVAE's "
+            "dimension-wise KL, FactorVAE's and the DIP-VAEs' penalties), the target a learned prior replaces",
+            fix="Use the standard prior with a disentangling objective."),
     Refusal("prior_components", "prior", lambda o: o["prior"] == "standard" and o["prior_components"] is not None,
             "the number of components only applies to a learned prior (vamp or mog)"),
     Refusal("iwae_gradient", "objective", lambda o: o["iwae_gradient"] != "plain" and o["objective"] != "iwae",
@@ -108,6 +155,11 @@ REFUSED = (
 
 # Training-run pairs (TrainConfig fields / CLI flags).
 REFUSED_TRAINING = (
+    Refusal("objective", "distribute",
+            lambda o: o["objective"] in NOT_DISTRIBUTED_OBJECTIVES and o["distribute"] != "none",
+            "its total-correlation term compares every sample with every other image of the global batch (the "
+            "tcvae estimate, factorvae's permutation), which is not gathered across replicas",
+            fix="Train it on one device (--distribute none), or use --objective dipvae1/dipvae2."),
     Refusal("steps_per_execution", "distribute",
             lambda o: (o["steps_per_execution"] or 1) > 1 and o["distribute"] != "none",
             "Keras 3 fails to run several steps per call under MirroredStrategy (keras-team/keras#19246) and the "
@@ -134,6 +186,8 @@ FLAGS = {
     "capacity_steps": "--capacity-epochs",
     "binarize": "--binarize",
 }
+# FactorVAE's discriminator (Kim & Mnih 2018): 6 hidden layers of 1000 units (`vae_keras.networks.build_discriminator`).
+DEFAULT_DISCRIMINATOR_HIDDEN = (1000,) * 6
 
 
 def _describe(name, options, cli):
@@ -152,7 +206,8 @@ def _raise(rule, options, cli):
 def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, capacity_max=0.0,
                         capacity_steps_set=False, capacity_gamma=DEFAULT_CAPACITY_GAMMA, iw_samples=1, binarize=False,
                         likelihood="bernoulli", sampler="prior", prior="standard", prior_components=None,
-                        iwae_gradient="plain", num_classes=None, cli=False, given=None):
+                        iwae_gradient="plain", num_classes=None, gamma=DEFAULT_GAMMA, lambda_od=DEFAULT_LAMBDA_OD,
+                        lambda_d=None, dataset_size=None, discriminator_hidden_set=False, cli=False, given=None):
     """Refuses a pair of model options listed in `REFUSED` with one line naming both.
 
     Args:
@@ -163,6 +218,9 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
         sampler: "prior" or "gmm:K" (`vae_keras.latent_density`).
         prior, prior_components, iwae_gradient, num_classes: as for `VAE` (``prior`` by its kind's name; on
             the command line ``num_classes`` is set by ``--conditional``).
+        gamma, lambda_od, lambda_d, dataset_size: as for `VAE` (``dataset_size`` may be a description such as
+            "the training split" where the number is not known yet).
+        discriminator_hidden_set: whether a discriminator size other than the default was given.
         cli: name the options as command-line flags (``--free-bits 0.5``) instead of keywords.
         given: optional dict option -> the value as the user gave it, for the message.
 
@@ -173,7 +231,9 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
                "capacity_max": float(capacity_max), "capacity_steps_set": capacity_steps_set,
                "capacity_gamma": float(capacity_gamma), "iw_samples": iw_samples, "binarize": binarize,
                "likelihood": likelihood, "sampler": sampler, "prior": prior, "prior_components": prior_components,
-               "iwae_gradient": iwae_gradient, "num_classes": num_classes}
+               "iwae_gradient": iwae_gradient, "num_classes": num_classes, "gamma": float(gamma),
+               "lambda_od": float(lambda_od), "lambda_d": None if lambda_d is None else float(lambda_d),
+               "dataset_size": dataset_size, "discriminator_hidden_set": discriminator_hidden_set}
     for name, value in (given or {}).items():
         options[name + "_given"] = value
     for rule in REFUSED:

@@ -13,7 +13,8 @@ from vae_keras import options as options_lib
 from vae_keras.callbacks import UNTIL_TIME_LIMIT
 from vae_keras.distribute import STRATEGIES
 from vae_keras.errors import ConfigError
-from vae_keras.models.vae import DTYPE_POLICIES
+from vae_keras.models.vae import DTYPE_POLICIES, OBJECTIVES
+from vae_keras.networks import NETWORKS
 
 BINARIZE_CHOICES = ("auto", "dynamic", "none")
 LR_SCHEDULES = ("constant", "cosine")
@@ -55,6 +56,9 @@ class TrainConfig:
     iwae_gradient: str = "plain"  # "dreg": Tucker et al.'s doubly reparameterized encoder gradient (--objective iwae)
     prior: str = "standard"  # p(z): standard, vamp (VampPrior) or mog (mixture of Gaussians); vae_keras.priors
     prior_components: int | None = None  # K of a learned prior (None: vae_keras.priors.DEFAULT_COMPONENTS)
+    gamma: float = options_lib.DEFAULT_GAMMA  # FactorVAE's TC weight (--objective factorvae)
+    lambda_od: float = options_lib.DEFAULT_LAMBDA_OD  # DIP-VAE's weights (--objective dipvae1/dipvae2)
+    lambda_d: float | None = None  # None: 10 * lambda_od (dipvae1) or lambda_od (dipvae2)
     output_bias_init: bool = True
     early_stopping_patience: int = 0
     validation_split: float = 0.0  # > 0: hold out this share of the training images for val_* and early stopping
@@ -137,8 +141,10 @@ class TrainConfig:
             positive_int("prior_components")
         if self.epochs is not None:
             positive_int("epochs")
-        for name in ("beta", "free_bits", "learning_rate", "capacity_max", "capacity_epochs", "capacity_gamma"):
+        for name in ("beta", "free_bits", "learning_rate", "capacity_max", "capacity_epochs", "capacity_gamma", "gamma",
+                     "lambda_od"):
             non_negative(name)
+        non_negative("lambda_d", allow_none=True)
         non_negative("kl_warmup_epochs", allow_none=True)
         for name in ("time_limit", "clip_norm"):  # optional, and when given a finite number > 0 (0 is refused too)
             if getattr(self, name) is not None:
@@ -157,12 +163,12 @@ class TrainConfig:
         from vae_keras.sample_quality import check_num_samples  # numpy only: no TensorFlow before the data loads
 
         check_num_samples("sample-quality", self.sample_quality)
-        choice("model", ("mlp", "conv"))
+        choice("model", NETWORKS)
         choice("likelihood", ("bernoulli", "gaussian", "logistic"))
         choice("conditional", (True, False))
         choice("binarize", BINARIZE_CHOICES)
         choice("lr_schedule", LR_SCHEDULES)
-        choice("objective", ("elbo", "iwae"))
+        choice("objective", OBJECTIVES)
         choice("iwae_gradient", ("plain", "dreg"))
         choice("prior", ("standard", "vamp", "mog"))
         choice("distribute", STRATEGIES)
@@ -183,7 +189,10 @@ class TrainConfig:
             capacity_max=self.capacity_max, capacity_steps_set=self.capacity_epochs != TrainConfig.capacity_epochs,
             capacity_gamma=self.capacity_gamma, iw_samples=self.iw_samples, binarize=self.binarize == "dynamic",
             likelihood=self.likelihood, sampler=self.sampler, prior=self.prior, prior_components=self.prior_components,
-            iwae_gradient=self.iwae_gradient, num_classes=True if self.conditional else None, cli=True,
+            iwae_gradient=self.iwae_gradient, num_classes=True if self.conditional else None,
+            gamma=self.gamma, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
+            # train() passes the training split's size as beta-TCVAE's N.
+            dataset_size="the training split's size" if self.objective == "tcvae" else None, cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
         options_lib.check_training_options(dataclasses.asdict(self))
         if self.name is not None:

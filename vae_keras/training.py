@@ -163,6 +163,18 @@ def _capacity_options(config, steps_per_epoch):
             "capacity_steps": max(1, int(round(config.capacity_epochs * steps_per_epoch)))}
 
 
+def _objective_options(config, run_data):
+    """The disentangling objectives' arguments (only the objective's own: the contract refuses the others):
+    beta-TCVAE's N is the number of images ``fit`` trains on."""
+    if config.objective == "tcvae":
+        return {"dataset_size": len(run_data.fit_data.x_train)}
+    if config.objective == "factorvae":
+        return {"gamma": config.gamma}
+    if config.objective in ("dipvae1", "dipvae2"):
+        return {"lambda_od": config.lambda_od, "lambda_d": config.lambda_d}
+    return {}
+
+
 def _class_names(data, num_classes):
     if data.class_names:
         return list(data.class_names)
@@ -265,6 +277,7 @@ def build_model(config, run_data, run=None):
             num_classes=run_data.num_classes, seed=config.seed, dtype_policy=config.dtype_policy,
             sampler=config.sampler,
             prior=config.prior, prior_components=config.prior_components, iwae_gradient=config.iwae_gradient,
+            **_objective_options(config, run_data),
         )
         if config.prior == "vamp" or config.output_bias_init:
             x_train = data_lib.to_float(run_data.fit_data.x_train)

@@ -7,7 +7,12 @@ loss = reconstruction + beta * KL, where
   is the Monte-Carlo term log q(z|x) - log p(z) at the same z.
 `train_step`/`test_step` compute it, so `model.fit`, `model.evaluate` and callbacks work as usual;
 `call(x)` is the deterministic reconstruction from z_mean. How the options combine (warm-up, free
-bits, controlled capacity, the IWAE objective, sample weights) is `vae_keras.options`' contract.
+bits, controlled capacity, the IWAE objective, the disentangling objectives beta-TCVAE, FactorVAE and
+DIP-VAE-I/II, sample weights) is `vae_keras.options`' contract.
+
+FactorVAE's discriminator is a training part: `compile` creates it with its own optimizer, `train_step`
+updates both in the same step, checkpoints (`save_weights`) hold both, and the export
+(`inference_weights`, `vae_keras.export.inference_copy`) leaves them out.
 
 `train_step` is the one training step: `model.fit` runs it on one device and under
 `MirroredStrategy`, and the multi-worker loop (`vae_keras.distribute.distributed_fit`) runs it on
@@ -33,7 +38,9 @@ from vae_keras.errors import ConfigError
 from vae_keras.gaussian import LOG_2PI, diag_normal_log_prob_of_noise, gaussian_kl, standard_normal_log_prob  # noqa: F401 - LOG_2PI re-exported
 from vae_keras.layers import Sampling
 
-OBJECTIVES = ("elbo", "iwae")
+OBJECTIVES = ("elbo", "iwae", "tcvae", "factorvae", "dipvae1", "dipvae2")
+# FactorVAE's discriminator optimizer when compile is not given one (Kim & Mnih 2018: Adam, 1e-4, beta_1 0.5, beta_2 0.9).
+DISCRIMINATOR_ADAM = {"learning_rate": 1e-4, "beta_1": 0.5, "beta_2": 0.9}
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
@@ -60,9 +67,17 @@ class VAE(keras.Model):
             training; validation still reports reconstruction + beta * KL).
         capacity_steps: steps over which C grows.
         capacity_gamma: weight of |KL - C|.
-        objective: "elbo", or "iwae" to train on the importance-weighted bound with
-            `iw_samples` samples (Burda et al. 2016).
+        objective: "elbo"; "iwae" to train on the importance-weighted bound with `iw_samples`
+            samples (Burda et al. 2016); "tcvae" (beta-TCVAE, Chen et al. 2018: beta weights the
+            total correlation), "factorvae" (Kim & Mnih 2018), "dipvae1" or "dipvae2" (Kumar et
+            al. 2018). `vae_keras.options` gives every objective's loss.
         iw_samples: number of importance samples K for `objective="iwae"`.
+        gamma: FactorVAE's weight of the discriminator's TC estimate.
+        lambda_od, lambda_d: DIP-VAE's weights of the covariance's off-diagonal and diagonal terms
+            (lambda_d None: 10 * lambda_od for dipvae1, lambda_od for dipvae2).
+        dataset_size: N, the number of training images, for beta-TCVAE's estimate of q(z) (`train`
+            passes it).
+        discriminator_hidden: FactorVAE's discriminator layer sizes (default 6 x 1000, the paper's).
         num_classes: number of classes of a conditional VAE; None for an unconditional one.
         sampler: where random samples' z come from: "prior" (the model's prior p(z), the default), or
             "gmm:K" for a K-component Gaussian mixture fitted after training to the posterior means
@@ -91,11 +106,20 @@ class VAE(keras.Model):
     def __init__(self, encoder, decoder, likelihood="bernoulli", beta=1.0, binarize=False,
                  kl_warmup_steps=0, free_bits=0.0, capacity_max=0.0, capacity_steps=options_lib.DEFAULT_CAPACITY_STEPS,
                  capacity_gamma=options_lib.DEFAULT_CAPACITY_GAMMA, objective="elbo", iw_samples=1, num_classes=None,
-                 seed=None, sampler="prior", prior="standard", prior_components=None, iwae_gradient="plain", **kwargs):
+                 seed=None, sampler="prior", prior="standard", prior_components=None, iwae_gradient="plain",
+                 gamma=options_lib.DEFAULT_GAMMA, lambda_od=options_lib.DEFAULT_LAMBDA_OD, lambda_d=None,
+                 dataset_size=None, discriminator_hidden=options_lib.DEFAULT_DISCRIMINATOR_HIDDEN, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("beta", beta), ("free_bits", free_bits), ("capacity_max", capacity_max),
-                            ("capacity_gamma", capacity_gamma)):
+                            ("capacity_gamma", capacity_gamma), ("gamma", gamma), ("lambda_od", lambda_od)):
             checks.check_number(name, value)
+        if lambda_d is not None:
+            checks.check_number("lambda_d", lambda_d)
+        if dataset_size is not None:
+            checks.check_integer("dataset_size", dataset_size, 1)
+        discriminator_hidden = tuple(discriminator_hidden)
+        for units in discriminator_hidden:
+            checks.check_integer("discriminator_hidden", units, 1)
         checks.check_integer("kl_warmup_steps", kl_warmup_steps, 0)
         checks.check_integer("capacity_steps", capacity_steps, 1)
         checks.check_integer("iw_samples", iw_samples, 1)
@@ -112,7 +136,9 @@ class VAE(keras.Model):
             capacity_steps_set=capacity_steps != options_lib.DEFAULT_CAPACITY_STEPS, capacity_gamma=capacity_gamma,
             iw_samples=iw_samples, binarize=bool(binarize), likelihood=likelihood.name,
             sampler=_sampler_name(sampler), prior=prior_kind, prior_components=prior_components,
-            iwae_gradient=iwae_gradient, num_classes=num_classes,
+            iwae_gradient=iwae_gradient, num_classes=num_classes, gamma=gamma, lambda_od=lambda_od,
+            lambda_d=lambda_d, dataset_size=dataset_size,
+            discriminator_hidden_set=discriminator_hidden != options_lib.DEFAULT_DISCRIMINATOR_HIDDEN,
             given={"capacity_steps": capacity_steps, "likelihood": likelihood.name, "num_classes": num_classes})
         expected_inputs = 1 if num_classes is None else 2
         for part, net in (("encoder", encoder), ("decoder", decoder)):
@@ -140,11 +166,24 @@ class VAE(keras.Model):
         self.iwae_gradient = iwae_gradient
         self.prior = priors_lib.get(prior, self.latent_dim, self.image_shape, components=prior_components, seed=seed)
         self.prior.bind(self)
+        self.gamma = float(gamma)
+        self.lambda_od = float(lambda_od)
+        self.lambda_d = None if lambda_d is None else float(lambda_d)
+        self.dataset_size = dataset_size
+        self.discriminator_hidden = discriminator_hidden
+        # FactorVAE's training parts, created by compile (so an export or an uncompiled copy has none).
+        self.discriminator = None
+        self.discriminator_optimizer = None
+        self.permutation_noise = None
         self.sampling = Sampling(seed=seed, name="sampling", dtype="float32")
         self.noise = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        # The objective's own terms, logged beside loss / reconstruction / kl.
+        extra = {"tcvae": ("tc",), "factorvae": ("tc", "discriminator_loss"), "dipvae1": ("dip_penalty",),
+                 "dipvae2": ("dip_penalty",)}.get(objective, ())
+        self.objective_trackers = [keras.metrics.Mean(name=name) for name in extra]
         # The encoder and decoder are built functional models, so every weight exists already: the VAE is
         # built from here on, so that count_params, save and export_model work for any VAE(encoder, decoder),
         # fitted or not (fit never calls the model itself, so nothing else would build it). Not self.build():
@@ -173,7 +212,93 @@ class VAE(keras.Model):
     @property
     def metrics(self):
         # Listed here so Keras resets them at the start of every epoch and of `evaluate`.
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker] + self.objective_trackers
+
+    @property
+    def dip_lambda_d(self):
+        """DIP-VAE's diagonal weight: lambda_d, or by default 10 * lambda_od (I) / lambda_od (II)."""
+        if self.lambda_d is not None:
+            return self.lambda_d
+        return options_lib.DIP_LAMBDA_D_FACTOR.get(self.objective, 1.0) * self.lambda_od
+
+    # ----------------------------------------------------------------- FactorVAE's training parts
+    def _training_only_weights(self):
+        discriminator = getattr(self, "discriminator", None)  # Keras may ask before __init__ sets it
+        return [] if discriminator is None else list(discriminator.weights)
+
+    def _without_training_only(self, variables):
+        exclude = {id(v) for v in self._training_only_weights()}
+        return [v for v in variables if id(v) not in exclude]
+
+    @property
+    def trainable_weights(self):
+        """The encoder's and decoder's trainable weights, which the model's optimizer trains (FactorVAE's
+        discriminator has its own optimizer)."""
+        return self._without_training_only(super().trainable_weights)
+
+    @property
+    def trainable_variables(self):
+        return self._without_training_only(super().trainable_variables)
+
+    def objective_options(self):
+        """The objective's own settings, for the model card (``{}`` for elbo and iwae)."""
+        if self.objective == "tcvae":
+            return {"dataset_size": self.dataset_size}
+        if self.objective == "factorvae":
+            return {"gamma": self.gamma, "discriminator_hidden": list(self.discriminator_hidden)}
+        if self.objective in options_lib.DIP_OBJECTIVES:
+            return {"lambda_od": self.lambda_od, "lambda_d": self.dip_lambda_d}
+        return {}
+
+    def inference_weights(self):
+        """``get_weights()`` without the training-only parts (FactorVAE's discriminator): the weights of a
+        copy built from ``get_config()``, as the export makes it."""
+        exclude = {id(v) for v in self._training_only_weights()}
+        return [v.numpy() for v in self.weights if id(v) not in exclude]
+
+    def compile(self, optimizer="rmsprop", *args, discriminator_optimizer=None, **kwargs):
+        """`keras.Model.compile`; for ``objective="factorvae"`` also creates the discriminator and its
+        optimizer ``discriminator_optimizer`` (default Adam, learning rate 1e-4, beta_1 0.5, beta_2 0.9,
+        as Kim & Mnih), built at once so that checkpoints can restore its state."""
+        super().compile(optimizer, *args, **kwargs)
+        if self.objective != "factorvae":
+            if discriminator_optimizer is not None:
+                raise ConfigError(f"discriminator_optimizer is FactorVAE's (objective='factorvae'). Received it with "
+                                  f"objective={self.objective!r}: drop it.")
+            return
+        if self.discriminator is None:
+            self.discriminator = networks.build_discriminator(self.latent_dim, self.discriminator_hidden)
+            self.permutation_noise = keras.random.SeedGenerator(None if self.seed is None else self.seed + 2)
+        if discriminator_optimizer is None:
+            discriminator_optimizer = keras.optimizers.Adam(**DISCRIMINATOR_ADAM)
+        self.discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
+        self.discriminator_optimizer.build(self.discriminator.trainable_weights)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and self.discriminator_optimizer is not None:
+            config = dict(config)
+            config["discriminator_optimizer"] = keras.saving.serialize_keras_object(self.discriminator_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        """Compiles a loaded model as it was saved (FactorVAE: with its discriminator optimizer's settings),
+        and builds the optimizers so that the saved state can be loaded into them."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def permute_dims(self, z):
+        """Shuffles every latent dim independently across the batch: a sample of prod_j q(z_j) (FactorVAE)."""
+        keys = keras.random.uniform(ops.shape(z), seed=self.permutation_noise)
+        return ops.take_along_axis(z, ops.argsort(keys, axis=0), axis=0)
+
+    def discriminator_logits(self, z):
+        if self.discriminator is None:
+            raise ConfigError("objective='factorvae' trains and validates with its discriminator, which compile() "
+                              "creates: compile the model first.")
+        return ops.cast(self.discriminator(z), "float32")
 
     def example_inputs(self, batch_size=1):
         """Zeros shaped like the model's input (``[x, label]`` for a conditional model)."""
@@ -241,6 +366,12 @@ class VAE(keras.Model):
         if not self.kl_warmup_steps or self.optimizer is None:
             return ops.convert_to_tensor(self.beta, "float32")
         return self.beta * ops.minimum(1.0, (self._step() + 1.0) / float(self.kl_warmup_steps))
+
+    def kl_ramp(self):
+        """r_t = min(1, (t + 1) / kl_warmup_steps), the warm-up's share of beta (1 without warm-up)."""
+        if not self.kl_warmup_steps or self.optimizer is None:
+            return ops.convert_to_tensor(1.0, "float32")
+        return ops.minimum(1.0, (self._step() + 1.0) / float(self.kl_warmup_steps))
 
     def capacity(self):
         """The KL target C at the current optimizer step (controlled-capacity training)."""
@@ -312,7 +443,7 @@ class VAE(keras.Model):
             pixels) and ``kl`` (summed over dims), plus the schedules' current ``kl_weight`` /
             ``capacity`` in training when they are used.
         """
-        from vae_keras import replica  # TensorFlow-specific (tf.distribute)
+        from vae_keras import regularizers, replica  # TensorFlow-specific (tf.distribute)
 
         x = ops.convert_to_tensor(x, "float32")
         if self.binarize:
@@ -330,17 +461,33 @@ class VAE(keras.Model):
             kl_per_dim = gaussian_kl(z_mean, z_log_var)  # [B, D]
             kl = ops.sum(kl_per_dim, axis=-1)
         per_example = {"reconstruction": -log_px[0], "kl": kl}
+        z = z_mean + ops.exp(0.5 * z_log_var) * eps[0]  # the sample behind log_px[0]
+        discriminator_loss = None
         if self.objective == "iwae":
             log_w = log_px + weight * (log_pz - log_qz)
             if scale is not None:
                 scale.set_factor(log_w, weight)
             per_example["bound"] = -(ops.logsumexp(log_w, axis=0) - math.log(num_samples))
-        elif training and self.free_bits > 0:
+        elif self.objective == "tcvae":
+            per_example["tc"] = regularizers.total_correlation(z, z_mean, z_log_var, self.dataset_size)
+            per_example["sampled_kl"] = log_qz[0] - log_pz[0]  # MI + TC + dimension-wise KL
+        elif self.objective == "factorvae":
+            logits = self.discriminator_logits(z)
+            per_example["tc"] = logits[:, 0] - logits[:, 1]
+            permuted = self.discriminator_logits(self.permute_dims(ops.stop_gradient(z)))
+            # The discriminator's cross-entropy: class 0 for samples of q(z), class 1 for permuted ones.
+            discriminator_loss = -0.5 * (ops.mean(ops.log_softmax(logits, axis=-1)[:, 0])
+                                         + ops.mean(ops.log_softmax(permuted, axis=-1)[:, 1]))
+        if training and self.free_bits > 0 and self.objective != "tcvae":
             per_example["kl_per_dim"] = kl_per_dim
         means = replica.batch_means(per_example, sample_weight)
         losses = {"reconstruction": means["reconstruction"], "kl": means["kl"]}
         if self.objective == "iwae":
             losses["loss"] = means["bound"]
+        elif self.objective == "tcvae":
+            ramp = self.kl_ramp() if training else ops.convert_to_tensor(1.0, "float32")
+            losses["tc"] = means["tc"]
+            losses["loss"] = means["reconstruction"] + ramp * means["sampled_kl"] + ramp * (self.beta - 1.0) * means["tc"]
         elif training and self.capacity_max > 0:
             losses["capacity"] = self.capacity()
             losses["loss"] = means["reconstruction"] + self.capacity_gamma * ops.abs(means["kl"] - losses["capacity"])
@@ -348,6 +495,14 @@ class VAE(keras.Model):
             losses["loss"] = means["reconstruction"] + weight * ops.sum(ops.maximum(means["kl_per_dim"], self.free_bits))
         else:
             losses["loss"] = means["reconstruction"] + weight * means["kl"]
+        if self.objective == "factorvae":
+            losses["tc"] = means["tc"]
+            losses["discriminator_loss"] = discriminator_loss
+            losses["loss"] = losses["loss"] + self.gamma * means["tc"]
+        elif self.objective in options_lib.DIP_OBJECTIVES:
+            covariance = regularizers.dip_covariance(z_mean, z_log_var, self.objective, sample_weight)
+            losses["dip_penalty"] = regularizers.dip_penalty(covariance, self.lambda_od, self.dip_lambda_d)
+            losses["loss"] = losses["loss"] + losses["dip_penalty"]
         if training and self.kl_warmup_steps:
             losses["kl_weight"] = weight
         return losses
@@ -358,6 +513,8 @@ class VAE(keras.Model):
         self.loss_tracker.update_state(losses["loss"], sample_weight=batch_size)
         self.reconstruction_tracker.update_state(losses["reconstruction"], sample_weight=batch_size)
         self.kl_tracker.update_state(losses["kl"], sample_weight=batch_size)
+        for tracker in self.objective_trackers:
+            tracker.update_state(losses[tracker.name], sample_weight=batch_size)
         return {m.name: m.result() for m in self.metrics}
 
     def _unpack(self, data):
@@ -402,7 +559,8 @@ class VAE(keras.Model):
         from vae_keras import replica
 
         x, label, sample_weight = self._unpack(data)
-        with tf.GradientTape() as tape:
+        self._check_replicas()
+        with tf.GradientTape(persistent=self.objective == "factorvae") as tape:
             losses = self.compute_vae_losses(x, label, training=True, sample_weight=sample_weight)
             # The loss is the global batch's on every replica, and its gradient reaches each replica's
             # weights through the all-reduce; Keras's optimizer sums the replicas' gradients: divide by
@@ -412,13 +570,26 @@ class VAE(keras.Model):
             loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        if self.objective == "factorvae":  # the discriminator's step, with its own optimizer, on the same batch
+            variables = self.discriminator.trainable_weights
+            self.discriminator_optimizer.apply_gradients(zip(tape.gradient(losses["discriminator_loss"], variables), variables))
+            del tape
         logs = self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
         # Schedules (KL weight, capacity target), logged per epoch at the epoch's last step.
         logs.update({k: v for k, v in losses.items() if k in ("kl_weight", "capacity")})
         return logs
 
+    def _check_replicas(self):
+        from vae_keras import replica
+
+        if self.objective in options_lib.NOT_DISTRIBUTED_OBJECTIVES and replica.num_replicas() > 1:
+            raise ConfigError(f"objective={self.objective!r} cannot be trained or evaluated under a tf.distribute strategy "
+                              f"with {replica.num_replicas()} replicas: its total-correlation term needs the whole batch "
+                              "on one device. Train it without a strategy, or use objective dipvae1/dipvae2.")
+
     def test_step(self, data):
         x, label, sample_weight = self._unpack(data)
+        self._check_replicas()
         losses = self.compute_vae_losses(x, label, training=False, sample_weight=sample_weight)
         return self._update_metrics(losses, ops.cast(ops.shape(x)[0], "float32"))
 
@@ -468,6 +639,11 @@ class VAE(keras.Model):
             "sampler": "prior" if self.sampler is None else keras.saving.serialize_keras_object(self.sampler),
             "prior": keras.saving.serialize_keras_object(self.prior),
             "iwae_gradient": self.iwae_gradient,
+            "gamma": self.gamma,
+            "lambda_od": self.lambda_od,
+            "lambda_d": self.lambda_d,
+            "dataset_size": self.dataset_size,
+            "discriminator_hidden": list(self.discriminator_hidden),
         })
         return config
 
@@ -528,7 +704,7 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
     Args:
         image_shape: (H, W, C) of the images.
         latent_dim: size of z.
-        network: "mlp" or "conv" (see `vae_keras.networks`).
+        network: "mlp", "conv" or "conv64" (64x64 images; see `vae_keras.networks`).
         hidden: hidden sizes (MLP units or conv filters); defaults per network.
         likelihood: "bernoulli", "gaussian", "logistic" or a `Likelihood`.
         activation: hidden activation.
@@ -538,7 +714,8 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
             global policy. The losses, the KL and the likelihood stay float32 either way. The global policy
             is left as it was.
         **kwargs: further `VAE` arguments (beta, binarize, kl_warmup_steps, free_bits,
-            capacity_*, objective, iw_samples, iwae_gradient, prior, prior_components, seed, name).
+            capacity_*, objective, iw_samples, iwae_gradient, prior, prior_components, sampler, gamma,
+            lambda_od, lambda_d, dataset_size, discriminator_hidden, seed, name).
 
     Example:
     >>> vae = build_vae((32, 32, 3), latent_dim=16, network="conv")
