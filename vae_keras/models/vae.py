@@ -229,23 +229,44 @@ class VAE(keras.Model):
             A tensor [K, B]. logsumexp over K minus log K is the IWAE bound; its mean over K is
             an estimate of the ELBO.
         """
-        z_mean, z_log_var = self.encode(x, label)
+        z_mean, z_log_var = self._first_posterior(x, label)
         batch = ops.shape(z_mean)[0]
-        eps = keras.random.normal((num_samples, batch, self.latent_dim), dtype="float32",
+        eps = keras.random.normal((num_samples, batch, self._noise_dim), dtype="float32",
                                   seed=self.noise if seed is None else seed)
         log_px, log_pz, log_qz = self._log_weight_terms(x, label, z_mean, z_log_var, eps)
         return log_px + log_pz - log_qz
 
+    # Hooks of the loss and the importance weights: a model with another latent structure (e.g.
+    # `vae_keras.models.hierarchical.HierarchicalVAE`) overrides these four, never compute_vae_losses.
+    def _first_posterior(self, x, label=None, training=False):
+        """(mean, log_var) of the posterior factor that takes x: q(z|x) here."""
+        return self.encode(x, label, training=training)
+
+    @property
+    def _noise_dim(self):
+        """Size of the standard-normal noise eps of one sample of all latents (latent_dim here)."""
+        return self.latent_dim
+
+    def _kl_per_dim(self, z_mean, z_log_var, eps, training=False):
+        """The KL term per latent dim [B, D] (analytic KL(q(z|x) || N(0, I)) here); eps [1, B, noise dim] is the
+        first sample's noise, for models whose KL needs a sample."""
+        return gaussian_kl(z_mean, z_log_var)
+
     def _log_weight_terms(self, x, label, z_mean, z_log_var, eps, training=False):
         """(log p(x|z_k), log p(z_k), log q(z_k|x)), each [K, B], for z_k = mean + sigma * eps_k (eps [K, B, D])."""
-        num_samples, batch = ops.shape(eps)[0], ops.shape(eps)[1]
         z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps  # [K, B, D]
-        flat_z = ops.reshape(z, (-1, self.latent_dim))
-        flat_label = None if label is None else ops.tile(label, (num_samples,))  # k-major like flat_z
-        params = self.decode(flat_z, flat_label, training=training)
-        x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
-        log_px = ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
+        log_px = self._log_px(x, label, z, training=training)
         return log_px, standard_normal_log_prob(z), diag_normal_log_prob_of_noise(eps, z_log_var[None])
+
+    def _log_px(self, x, label, z, training=False):
+        """log p(x|z_k) [K, B] for samples z [K, B, D] of the decoder's input."""
+        num_samples, batch = ops.shape(z)[0], ops.shape(z)[1]
+        flat_z = ops.reshape(z, (-1, ops.shape(z)[-1]))
+        flat_label = None if label is None else ops.tile(label, (num_samples,))  # k-major like flat_z
+        # VAE.decode: the decoder p(x|z) itself (a subclass's decode may start from another latent).
+        params = VAE.decode(self, flat_z, flat_label, training=training)
+        x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
+        return ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
 
     def compute_vae_losses(self, x, label=None, training=False, sample_weight=None):
         """The loss of one batch and its parts, as `vae_keras.options` defines them.
@@ -270,10 +291,10 @@ class VAE(keras.Model):
         x = ops.convert_to_tensor(x, "float32")
         if self.binarize:
             x = self.binarize_batch(x)
-        z_mean, z_log_var = self.encode(x, label, training=training)
-        kl_per_dim = gaussian_kl(z_mean, z_log_var)  # [B, D]
+        z_mean, z_log_var = self._first_posterior(x, label, training=training)
         num_samples = self.iw_samples if self.objective == "iwae" else 1
-        eps = self._latent_noise((num_samples, ops.shape(z_mean)[0], self.latent_dim))
+        eps = self._latent_noise((num_samples, ops.shape(z_mean)[0], self._noise_dim))
+        kl_per_dim = self._kl_per_dim(z_mean, z_log_var, eps[:1], training=training)  # [B, D]
         log_px, log_pz, log_qz = self._log_weight_terms(x, label, z_mean, z_log_var, eps, training=training)
         weight = self.kl_weight() if training else ops.convert_to_tensor(self.beta, "float32")
         per_example = {"reconstruction": -log_px[0], "kl": ops.sum(kl_per_dim, axis=-1)}
