@@ -22,6 +22,13 @@ optimizer step t (beta without warm-up):
 
 Validation (``test_step``) uses the same formulas at the full weight (w = beta; free bits and the
 capacity target do not apply: a capacity run validates the ELBO, reconstruction + KL).
+
+``latent_layers`` L > 1 (`vae_keras.models.hierarchical`, Burda et al. 2016's bottom-up model with
+q(z_1|x) q(z_2|z_1)... and p(z_L) p(z_{L-1}|z_L)... p(x|z_1)) keeps every formula above with
+z = (z_1..z_L) sampled bottom-up: rec_i = -log p(x_i|z_1), log p(z) = log p(z_L) + sum_l log
+p(z_l|z_{l+1}), log q(z|x) = log q(z_1|x) + sum_l log q(z_{l+1}|z_l), and the KL term per latent dim
+j of layer l < L the one-sample term log q(z_lj|.) - log p(z_lj|z_{l+1}), of the top layer the
+analytic KL(q(z_Lj|z_{L-1}) || N(0, 1)); free bits floor each of these dims, warm-up weights all.
 """
 
 import dataclasses
@@ -64,6 +71,9 @@ REFUSED = (
             "the capacity schedule only acts with controlled capacity (capacity_max > 0)"),
     Refusal("binarize", "likelihood", lambda o: o["binarize"] and o["likelihood"] != "bernoulli",
             "dynamic binarization makes binary pixels, which only the bernoulli likelihood models"),
+    Refusal("latent_dim", "latent_layers", lambda o: o["latent_sizes"] not in (1, o["latent_layers"]),
+            "latent_dim gives one size for every stochastic layer or one size per layer, bottom first",
+            fix="Give as many sizes as layers (e.g. latent_dim=(100, 50) with latent_layers=2), or one size."),
 )
 
 # Training-run pairs (TrainConfig fields / CLI flags).
@@ -110,7 +120,7 @@ def _raise(rule, options, cli):
 
 def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, capacity_max=0.0,
                         capacity_steps_set=False, capacity_gamma=DEFAULT_CAPACITY_GAMMA, iw_samples=1, binarize=False,
-                        likelihood="bernoulli", cli=False, given=None):
+                        likelihood="bernoulli", latent_layers=1, latent_sizes=1, cli=False, given=None):
     """Refuses a pair of model options listed in `REFUSED` with one line naming both.
 
     Args:
@@ -118,6 +128,8 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
         kl_warmup: the warm-up length (steps, or epochs on the command line); > 0 means on.
         capacity_steps_set: whether a capacity schedule length other than the default was given.
         binarize: whether dynamic binarization is on.
+        latent_layers: the number of stochastic layers.
+        latent_sizes: how many sizes ``latent_dim`` gives (1, or one per layer).
         cli: name the options as command-line flags (``--free-bits 0.5``) instead of keywords.
         given: optional dict option -> the value as the user gave it, for the message.
 
@@ -127,7 +139,7 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
     options = {"objective": objective, "beta": float(beta), "kl_warmup": kl_warmup, "free_bits": float(free_bits),
                "capacity_max": float(capacity_max), "capacity_steps_set": capacity_steps_set,
                "capacity_gamma": float(capacity_gamma), "iw_samples": iw_samples, "binarize": binarize,
-               "likelihood": likelihood}
+               "likelihood": likelihood, "latent_layers": latent_layers, "latent_sizes": latent_sizes}
     for name, value in (given or {}).items():
         options[name + "_given"] = value
     for rule in REFUSED:

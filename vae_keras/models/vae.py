@@ -461,13 +461,26 @@ def dtype_policy_scope(policy):
         keras.config.set_dtype_policy(previous)
 
 
+def latent_sizes(latent_dim, latent_layers=1, cli=False):
+    """The sizes of z_1..z_L (bottom first) for ``latent_dim`` (one int, or one per layer) and ``latent_layers``."""
+    checks.check_integer("latent_layers", latent_layers, 1)
+    sizes = (latent_dim,) if checks.is_integer(latent_dim) else tuple(latent_dim) if isinstance(latent_dim, (list, tuple)) else ()
+    if not sizes or not all(checks.is_integer(d) and d >= 1 for d in sizes):
+        raise ConfigError(f"latent_dim must be a positive integer or one positive integer per stochastic layer. "
+                          f"Received: latent_dim={latent_dim!r}")
+    shown = ",".join(str(d) for d in sizes) if cli else latent_dim
+    options_lib.check_model_options(latent_layers=latent_layers, latent_sizes=len(sizes), cli=cli,
+                                    given={"latent_dim": shown})
+    return sizes * latent_layers if len(sizes) == 1 else sizes
+
+
 def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood="bernoulli",
-              activation="relu", num_classes=None, dtype_policy=None, **kwargs):
+              activation="relu", num_classes=None, dtype_policy=None, latent_layers=1, **kwargs):
     """Builds a `VAE` with matching encoder and decoder networks.
 
     Args:
         image_shape: (H, W, C) of the images.
-        latent_dim: size of z.
+        latent_dim: size of z; with ``latent_layers`` L > 1, one size for every layer or L sizes, bottom first.
         network: "mlp" or "conv" (see `vae_keras.networks`).
         hidden: hidden sizes (MLP units or conv filters); defaults per network.
         likelihood: "bernoulli", "gaussian", "logistic" or a `Likelihood`.
@@ -477,6 +490,9 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
             them in bfloat16, "mixed_float16" in float16 with loss scaling when compiled); None takes the
             global policy. The losses, the KL and the likelihood stay float32 either way. The global policy
             is left as it was.
+        latent_layers: the number of stochastic layers; L > 1 builds a
+            `vae_keras.models.hierarchical.HierarchicalVAE` (Burda et al. 2016's bottom-up hierarchy),
+            whose `latent_dim`, `encode`, `decode` and samples are those of the top layer.
         **kwargs: further `VAE` arguments (beta, binarize, kl_warmup_steps, free_bits,
             capacity_*, objective, iw_samples, seed, name).
 
@@ -488,7 +504,15 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
     if dtype_policy is not None and dtype_policy not in DTYPE_POLICIES:
         raise ConfigError(f"dtype_policy must be one of {list(DTYPE_POLICIES)} or None. Received: {dtype_policy!r}")
     like = likelihoods_lib.get(likelihood)
+    sizes = latent_sizes(latent_dim, latent_layers)
     with dtype_policy_scope(dtype_policy):
+        if len(sizes) > 1:
+            from vae_keras.models.hierarchical import build_hierarchical_vae  # a subclass of VAE: imported here
+
+            vae = build_hierarchical_vae(image_shape, sizes, network, hidden, like, activation, num_classes, **kwargs)
+            vae(vae.example_inputs())
+            return vae
+        latent_dim = sizes[0]
         encoder = networks.build_encoder(image_shape, latent_dim, network, hidden, activation, num_classes=num_classes)
         decoder = networks.build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation,
                                          num_classes=num_classes)
