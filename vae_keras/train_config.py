@@ -13,7 +13,7 @@ from vae_keras import options as options_lib
 from vae_keras.callbacks import UNTIL_TIME_LIMIT
 from vae_keras.distribute import STRATEGIES
 from vae_keras.errors import ConfigError
-from vae_keras.models.vae import DTYPE_POLICIES
+from vae_keras.models.vae import DTYPE_POLICIES, latent_sizes
 
 BINARIZE_CHOICES = ("auto", "dynamic", "none")
 LR_SCHEDULES = ("constant", "cosine")
@@ -35,7 +35,8 @@ class TrainConfig:
     dataset: str = "mnist-10k"
     model: str = "mlp"
     hidden: tuple | None = None
-    latent_dim: int = 32
+    latent_dim: int | tuple = 32  # one size, or one per stochastic layer (bottom first) with latent_layers > 1
+    latent_layers: int = 1
     likelihood: str = "bernoulli"
     binarize: str = "auto"
     epochs: int | None = None  # None: DEFAULT_EPOCHS, or until --time-limit when one is given
@@ -107,6 +108,8 @@ class TrainConfig:
         d["kl_warmup_epochs"] = self.resolved_kl_warmup_epochs
         if d["hidden"] is not None:
             d["hidden"] = list(d["hidden"])
+        if isinstance(d["latent_dim"], tuple):
+            d["latent_dim"] = list(d["latent_dim"])
         return d
 
     def validate(self):
@@ -124,7 +127,20 @@ class TrainConfig:
             checks.check_choice(name.replace("_", "-"), getattr(self, name), list(choices),
                                 message="{name} must be one of {choices}. Received: {value!r}")
 
-        for name in ("latent_dim", "batch_size", "iw_samples"):
+        if isinstance(self.latent_dim, str):  # a config file's "100,50", as --latent-dim takes it
+            try:
+                self.latent_dim = tuple(int(d) for d in self.latent_dim.split(",") if d.strip())
+            except ValueError:
+                raise ConfigError(f"latent-dim must be a positive integer or comma-separated ones such as 100,50. "
+                                  f"Received: {self.latent_dim!r}") from None
+        if isinstance(self.latent_dim, (list, tuple)):
+            self.latent_dim = self.latent_dim[0] if len(self.latent_dim) == 1 else tuple(self.latent_dim)
+        if isinstance(self.latent_dim, tuple):
+            if not all(checks.is_integer(d) and d >= 1 for d in self.latent_dim):
+                raise ConfigError(f"latent-dim must be positive integers such as 100,50. Received: {self.latent_dim!r}")
+        else:
+            positive_int("latent_dim")
+        for name in ("latent_layers", "batch_size", "iw_samples"):
             positive_int(name)
         if self.steps_per_execution is not None:
             positive_int("steps_per_execution")
@@ -171,6 +187,7 @@ class TrainConfig:
             capacity_gamma=self.capacity_gamma, iw_samples=self.iw_samples, binarize=self.binarize == "dynamic",
             likelihood=self.likelihood, cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
+        latent_sizes(self.latent_dim, self.latent_layers, cli=True)  # the (latent_dim, latent_layers) pair, as flags
         options_lib.check_training_options(dataclasses.asdict(self))
         if self.name is not None:
             from vae_keras.export import check_model_name
