@@ -5,7 +5,7 @@ For every pair of non-default options, a tiny VAE is built with both and trained
 reparameterization noise is set to zero (z = z_mean), so the loss `fit` logs is a deterministic function of the
 networks' outputs, recomputed here in numpy from the documented formula (README "Option contract"): an
 independent implementation of each likelihood, the KL, free bits, the capacity target, the IWAE bound and
-sample weights. A refused pair must raise a `ConfigError` whose one line names both options; the README's
+sample weights, and the two-layer hierarchy's sampled path (latent_layers=2). A refused pair must raise a `ConfigError` whose one line names both options; the README's
 table must say the same.
 """
 
@@ -43,6 +43,7 @@ OPTIONS = {
     "sample_weight": {},
     "dtype_policy=mixed_bfloat16": {"dtype_policy": "mixed_bfloat16"},
     "dtype_policy=mixed_float16": {"dtype_policy": "mixed_float16"},
+    "latent_layers": {"latent_layers": 2},
 }
 # The contract, written out independently of vae_keras.options: the refused pairs (in either order).
 REFUSED = {
@@ -58,7 +59,7 @@ SAME_OPTION = {frozenset({"likelihood=gaussian", "likelihood=logistic"}),
 # The keyword each option's message names (a refusal must name both options of the pair).
 KEYWORD = {"objective": "objective", "beta": "beta", "kl_warmup": "kl_warmup_steps", "free_bits": "free_bits",
            "capacity": "capacity_max", "iw_samples": "iw_samples", "binarize": "binarize",
-           "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood"}
+           "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood", "latent_layers": "latent_layers"}
 
 PAIRS = [p for p in itertools.combinations(OPTIONS, 2) if frozenset(p) not in SAME_OPTION]
 
@@ -102,19 +103,38 @@ def _np_log_px(likelihood, x, params):
     return per_pixel.reshape(len(x), -1).sum(axis=1)
 
 
-def _np_loss(kwargs, x, params, z_mean, z_log_var, weights):
-    """The documented training loss at optimizer step 0, with eps = 0 (z = z_mean)."""
-    z_mean, z_log_var = z_mean.astype(np.float64), z_log_var.astype(np.float64)
+def _np_log_normal(z, mean, log_var):
+    """Per-dim log N(z; mean, exp(log_var))."""
+    return -0.5 * (math.log(2 * math.pi) + log_var + (z - mean) ** 2 * np.exp(-log_var))
+
+
+def _np_latent_terms(layers):
+    """(KL term per latent dim [B, D], log p(z) - log q(z|x) [B]) at eps = 0, from the networks' outputs ``layers``:
+    one layer: (z_mean, z_log_var) of q(z|x); two layers: q(z1|x), q(z2|z1) at z1 = its mean, and p(z1|z2) at z2 = its
+    mean, each (mean, log_var)."""
+    layers = [tuple(t.astype(np.float64) for t in pair) for pair in layers]
+    (m1, lv1), top = layers[0], layers[-1]
+    top_kl = 0.5 * (np.exp(top[1]) + top[0] ** 2 - 1 - top[1])  # the top layer's analytic KL
+    top_log_pz = _np_log_normal(top[0], 0.0, 0.0)  # N(0, I) at z_top = its mean
+    if len(layers) == 1:
+        return top_kl, np.sum(top_log_pz - _np_log_normal(m1, m1, lv1), axis=1)
+    (m2, lv2), (pm1, plv1) = layers[1], layers[2]
+    log_q1, log_q2 = _np_log_normal(m1, m1, lv1), _np_log_normal(m2, m2, lv2)  # eps = 0: each z at its mean
+    log_p1 = _np_log_normal(m1, pm1, plv1)  # p(z1 | z2 = m2) at z1 = m1
+    kl_per_dim = np.concatenate([log_q1 - log_p1, 0.5 * (np.exp(lv2) + m2 ** 2 - 1 - lv2)], axis=1)
+    return kl_per_dim, np.sum(top_log_pz, axis=1) + np.sum(log_p1 - log_q1, axis=1) - np.sum(log_q2, axis=1)
+
+
+def _np_loss(kwargs, x, params, layers, weights):
+    """The documented training loss at optimizer step 0, with eps = 0 (every z at its mean)."""
     mean = lambda v: np.sum(weights.reshape((-1,) + (1,) * (v.ndim - 1)) * v, axis=0) / len(x)  # noqa: E731
     log_px = _np_log_px(kwargs.get("likelihood", "bernoulli"), x, params)
-    kl_per_dim = 0.5 * (np.exp(z_log_var) + z_mean ** 2 - 1 - z_log_var)
+    kl_per_dim, log_pz_minus_qz = _np_latent_terms(layers)
     beta = kwargs.get("beta", 1.0)
     warmup = kwargs.get("kl_warmup_steps", 0)
     w = beta * min(1.0, 1.0 / warmup) if warmup else beta
     if kwargs.get("objective") == "iwae":
-        log_pz = np.sum(-0.5 * (z_mean ** 2 + math.log(2 * math.pi)), axis=1)
-        log_qz = np.sum(-0.5 * (math.log(2 * math.pi) + z_log_var), axis=1)  # eps = 0
-        log_w = log_px + w * (log_pz - log_qz)  # all K samples equal: logsumexp - log K = log_w
+        log_w = log_px + w * log_pz_minus_qz  # all K samples equal: logsumexp - log K = log_w
         return mean(-log_w)
     reconstruction = mean(-log_px)
     if kwargs.get("capacity_max"):
@@ -140,14 +160,23 @@ def _one_step(names):
     keras.utils.set_random_seed(0)
     vae = build_vae(SHAPE, latent_dim=LATENT, hidden=(8,), seed=0, **kwargs)
     vae._latent_noise = lambda shape: keras.ops.zeros(shape)  # z = z_mean: a deterministic loss
+    if kwargs.get("latent_layers", 1) > 1:  # 3-unit relu layers start with every unit off here (z2 = 0, p(z1|z2)
+        shift = np.random.default_rng(1)  # = N(0, 1)), which hides the upper layers' terms: shift their weights
+        for net in vae.latent_encoders + vae.latent_decoders:
+            net.set_weights([w + 0.5 * shift.normal(size=w.shape).astype(w.dtype) for w in net.get_weights()])
     vae.compile(optimizer=keras.optimizers.SGD(0.01), run_eagerly=True)
     x = _data(kwargs, rng)
     labels = rng.integers(0, 3, BATCH).astype("int32") if "num_classes" in kwargs else None
     weights = np.linspace(0.2, 1.8, BATCH).astype("float32") if "sample_weight" in names else np.ones(BATCH, "float32")
     # The reference: the networks' outputs before the step, through the documented formula.
-    z_mean, z_log_var = (keras.ops.convert_to_numpy(t) for t in vae.encode(x, labels))
-    params = keras.ops.convert_to_numpy(vae.decode(z_mean, labels))
-    expected = _np_loss(kwargs, x, params, z_mean, z_log_var, weights)
+    numpy = lambda ts: [keras.ops.convert_to_numpy(keras.ops.cast(t, "float32")) for t in ts]  # noqa: E731
+    with_label = lambda t: t if labels is None else [t, labels]  # noqa: E731
+    layers = [numpy(vae.encoder(with_label(x)))]  # q(z|x), or q(z1|x) of a hierarchy
+    if kwargs.get("latent_layers", 1) > 1:
+        layers.append(numpy(vae.latent_encoders[0](layers[0][0])))  # q(z2|z1) at z1 = its mean
+        layers.append(numpy(vae.latent_decoders[0](layers[1][0])))  # p(z1|z2) at z2 = its mean
+    params = numpy([vae.decoder(with_label(layers[0][0]))])[0]  # p(x|z1) at z1 = its mean
+    expected = _np_loss(kwargs, x, params, layers, weights)
     history = vae.fit(x, labels, sample_weight=weights if "sample_weight" in names else None,
                       batch_size=BATCH, epochs=1, shuffle=False, verbose=0).history
     return history["loss"][0], expected, kwargs
@@ -191,6 +220,15 @@ def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     assert all(n in str(info.value) for n in names)
 
 
+def test_latent_sizes_must_match_the_number_of_layers():
+    with pytest.raises(ConfigError) as info:
+        build_vae(SHAPE, latent_dim=(3, 2), hidden=(8,))  # two sizes, one layer
+    message = str(info.value)
+    assert "\n" not in message and "latent_dim=(3, 2)" in message and "latent_layers=1" in message
+    assert build_vae(SHAPE, latent_dim=(3, 2), latent_layers=2, hidden=(8,)).latent_dims == (3, 2)
+    assert build_vae(SHAPE, latent_dim=3, latent_layers=3, hidden=(8,)).latent_dims == (3, 3, 3)  # one size for all
+
+
 # ------------------------------------------------------------------------------------------------
 # The same contract for a training run (TrainConfig, so train() and the CLI), named as flags
 # ------------------------------------------------------------------------------------------------
@@ -211,6 +249,8 @@ def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     ({"early_stopping_patience": 3}, ("--early-stopping-patience 3", "--validation-split 0.0")),
     ({"lr_schedule": "cosine", "time_limit": 5.0, "distribute": "multi-worker"},
      ("--lr-schedule cosine", "--distribute multi-worker", "--time-limit")),
+    ({"latent_dim": "100,50"}, ("--latent-dim 100,50", "--latent-layers 1")),
+    ({"latent_dim": (8, 4, 2), "latent_layers": 2}, ("--latent-dim 8,4,2", "--latent-layers 2")),
 ])
 def test_train_config_refuses_the_same_pairs_naming_both_flags(values, flags):
     with pytest.raises(ConfigError) as info:
@@ -265,7 +305,7 @@ def test_readme_option_table_lists_every_refused_pair():
     expected |= {frozenset({"objective", "iw_samples"}), frozenset({"capacity_gamma", "capacity_max"}),
                  frozenset({"capacity_steps", "capacity_max"}), frozenset({"steps_per_execution", "distribute"}),
                  frozenset({"clip_norm", "distribute"}), frozenset({"early_stopping_patience", "validation_split"}),
-                 frozenset({"lr_schedule", "distribute"})}
+                 frozenset({"lr_schedule", "distribute"}), frozenset({"latent_dim", "latent_layers"})}
     assert refused_in_readme == expected
 
 
