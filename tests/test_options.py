@@ -113,16 +113,17 @@ def _np_latent_terms(layers):
     one layer: (z_mean, z_log_var) of q(z|x); two layers: q(z1|x), q(z2|z1) at z1 = its mean, and p(z1|z2) at z2 = its
     mean, each (mean, log_var)."""
     layers = [tuple(t.astype(np.float64) for t in pair) for pair in layers]
-    (m1, lv1), top = layers[0], layers[-1]
-    top_kl = 0.5 * (np.exp(top[1]) + top[0] ** 2 - 1 - top[1])  # the top layer's analytic KL
-    top_log_pz = _np_log_normal(top[0], 0.0, 0.0)  # N(0, I) at z_top = its mean
+    kl = lambda m, lv: 0.5 * (np.exp(lv) + m ** 2 - 1 - lv)  # noqa: E731 - analytic KL(N(m, e^lv) || N(0, 1))
+    m1, lv1 = layers[0]
+    log_q1 = _np_log_normal(m1, m1, lv1)  # eps = 0: z1 at its mean
     if len(layers) == 1:
-        return top_kl, np.sum(top_log_pz - _np_log_normal(m1, m1, lv1), axis=1)
+        return kl(m1, lv1), np.sum(_np_log_normal(m1, 0.0, 0.0) - log_q1, axis=1)
     (m2, lv2), (pm1, plv1) = layers[1], layers[2]
-    log_q1, log_q2 = _np_log_normal(m1, m1, lv1), _np_log_normal(m2, m2, lv2)  # eps = 0: each z at its mean
+    log_q2 = _np_log_normal(m2, m2, lv2)  # z2 at its mean
     log_p1 = _np_log_normal(m1, pm1, plv1)  # p(z1 | z2 = m2) at z1 = m1
-    kl_per_dim = np.concatenate([log_q1 - log_p1, 0.5 * (np.exp(lv2) + m2 ** 2 - 1 - lv2)], axis=1)
-    return kl_per_dim, np.sum(top_log_pz, axis=1) + np.sum(log_p1 - log_q1, axis=1) - np.sum(log_q2, axis=1)
+    kl_per_dim = np.concatenate([log_q1 - log_p1, kl(m2, lv2)], axis=1)  # one-sample below the top, analytic at it
+    log_pz = np.sum(_np_log_normal(m2, 0.0, 0.0), axis=1) + np.sum(log_p1, axis=1)
+    return kl_per_dim, log_pz - np.sum(log_q1, axis=1) - np.sum(log_q2, axis=1)
 
 
 def _np_loss(kwargs, x, params, layers, weights):
