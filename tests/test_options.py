@@ -5,7 +5,7 @@ For every pair of non-default options, a tiny VAE is built with both and trained
 reparameterization noise is set to zero (z = z_mean), so the loss `fit` logs is a deterministic function of the
 networks' outputs, recomputed here in numpy from the documented formula (README "Option contract"): an
 independent implementation of each likelihood, the KL, free bits, the capacity target, the IWAE bound and
-sample weights. A refused pair must raise a `ConfigError` whose one line names both options; the README's
+sample weights, and the two-layer hierarchy's sampled path (latent_layers=2). A refused pair must raise a `ConfigError` whose one line names both options; the README's
 table must say the same.
 """
 
@@ -53,6 +53,7 @@ OPTIONS = {
     "objective=factorvae": {"objective": "factorvae", "gamma": 3.0, "discriminator_hidden": (16, 16)},
     "objective=dipvae1": {"objective": "dipvae1", "lambda_od": 2.0},
     "objective=dipvae2": {"objective": "dipvae2", "lambda_od": 2.0, "lambda_d": 0.5},
+    "latent_layers": {"latent_layers": 2},
 }
 OBJECTIVE_VALUES = ("objective", "objective=tcvae", "objective=factorvae", "objective=dipvae1", "objective=dipvae2")
 # The contract, written out independently of vae_keras.options: the refused pairs (in either order).
@@ -68,6 +69,10 @@ REFUSED = {
     # The disentangling objectives pull q(z) towards a factorised N(0, I), the target a learned prior replaces.
     *(frozenset({prior, objective}) for prior in ("prior=vamp", "prior=mog")
       for objective in ("objective=tcvae", "objective=factorvae", "objective=dipvae1", "objective=dipvae2")),
+    # A hierarchy keeps N(0, I) on its top layer; the disentangling objectives act on one latent layer.
+    frozenset({"latent_layers", "prior=vamp"}), frozenset({"latent_layers", "prior=mog"}),
+    *(frozenset({"latent_layers", objective})
+      for objective in ("objective=tcvae", "objective=factorvae", "objective=dipvae1", "objective=dipvae2")),
 }
 # iw_samples > 1 and iwae_gradient="dreg" need objective="iwae": refused with everything else.
 ALWAYS_REFUSED = {"iw_samples", "iwae_gradient=dreg"}
@@ -81,7 +86,7 @@ KEYWORD = {"objective": "objective", "beta": "beta", "kl_warmup": "kl_warmup_ste
            "capacity": "capacity_max", "iw_samples": "iw_samples", "binarize": "binarize",
            "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood", "sampler=gmm": "sampler",
            "prior=vamp": "prior", "prior=mog": "prior", "conditional": "num_classes", "iwae_gradient=dreg": "iwae_gradient",
-           **{name: "objective" for name in OBJECTIVE_VALUES}}
+           "latent_layers": "latent_layers", **{name: "objective" for name in OBJECTIVE_VALUES}}
 
 PAIRS = [p for p in itertools.combinations(OPTIONS, 2) if frozenset(p) not in SAME_OPTION]
 
@@ -156,28 +161,51 @@ def _np_dip_penalty(kwargs, z_mean, z_log_var, weights):
     return lambda_od * (off ** 2).sum() + lambda_d * ((np.diag(cov) - 1) ** 2).sum()
 
 
-def _np_loss(kwargs, x, params, z_mean, z_log_var, weights, prior=None, discriminator_weights=None):
-    """The documented training loss at optimizer step 0, with eps = 0 (z = z_mean).
+def _np_log_normal(z, mean, log_var):
+    """Per-dim log N(z; mean, exp(log_var))."""
+    return -0.5 * (math.log(2 * math.pi) + log_var + (z - mean) ** 2 * np.exp(-log_var))
 
-    ``prior``: (means, log_vars, log_weights) of a learned prior's mixture, None for N(0, I);
-    ``discriminator_weights``: FactorVAE's discriminator (kernel, bias pairs)."""
-    z_mean, z_log_var = z_mean.astype(np.float64), z_log_var.astype(np.float64)
+
+def _np_latent_terms(layers):
+    """(KL term per latent dim [B, D], log p(z) - log q(z|x) [B]) at eps = 0, from the networks' outputs ``layers``:
+    one layer: (z_mean, z_log_var) of q(z|x); two layers: q(z1|x), q(z2|z1) at z1 = its mean, and p(z1|z2) at z2 = its
+    mean, each (mean, log_var)."""
+    layers = [tuple(t.astype(np.float64) for t in pair) for pair in layers]
+    kl = lambda m, lv: 0.5 * (np.exp(lv) + m ** 2 - 1 - lv)  # noqa: E731 - analytic KL(N(m, e^lv) || N(0, 1))
+    m1, lv1 = layers[0]
+    log_q1 = _np_log_normal(m1, m1, lv1)  # eps = 0: z1 at its mean
+    if len(layers) == 1:
+        return kl(m1, lv1), np.sum(_np_log_normal(m1, 0.0, 0.0) - log_q1, axis=1)
+    (m2, lv2), (pm1, plv1) = layers[1], layers[2]
+    log_q2 = _np_log_normal(m2, m2, lv2)  # z2 at its mean
+    log_p1 = _np_log_normal(m1, pm1, plv1)  # p(z1 | z2 = m2) at z1 = m1
+    kl_per_dim = np.concatenate([log_q1 - log_p1, kl(m2, lv2)], axis=1)  # one-sample below the top, analytic at it
+    log_pz = np.sum(_np_log_normal(m2, 0.0, 0.0), axis=1) + np.sum(log_p1, axis=1)
+    return kl_per_dim, log_pz - np.sum(log_q1, axis=1) - np.sum(log_q2, axis=1)
+
+
+def _np_loss(kwargs, x, params, layers, weights, prior=None, discriminator_weights=None):
+    """The documented training loss at optimizer step 0, with eps = 0 (every z at its mean).
+
+    ``layers``: the networks' outputs, as `_np_latent_terms` takes them; ``prior``: (means, log_vars,
+    log_weights) of a learned prior's mixture, None for N(0, I); ``discriminator_weights``: FactorVAE's
+    discriminator (kernel, bias pairs)."""
+    z_mean, z_log_var = (t.astype(np.float64) for t in layers[0])
     mean = lambda v: np.sum(weights.reshape((-1,) + (1,) * (v.ndim - 1)) * v, axis=0) / len(x)  # noqa: E731
     log_px = _np_log_px(kwargs.get("likelihood", "bernoulli"), x, params)
-    kl_per_dim = 0.5 * (np.exp(z_log_var) + z_mean ** 2 - 1 - z_log_var)
     log_qz = np.sum(-0.5 * (math.log(2 * math.pi) + z_log_var), axis=1)  # eps = 0
     if prior is not None:  # the Monte-Carlo KL log q(z|x) - log p(z) at z = z_mean, summed dims only as a whole
         kl_per_dim = None
         log_pz = _np_mixture_log_prob(z_mean, *prior)
-        kl = log_qz - log_pz
-    else:
-        log_pz = np.sum(-0.5 * (z_mean ** 2 + math.log(2 * math.pi)), axis=1)
+        kl, log_pz_minus_qz = log_qz - log_pz, log_pz - log_qz
+    else:  # N(0, I), or a hierarchy's terms
+        kl_per_dim, log_pz_minus_qz = _np_latent_terms(layers)
         kl = kl_per_dim.sum(axis=1)
     beta = kwargs.get("beta", 1.0)
     warmup = kwargs.get("kl_warmup_steps", 0)
     w = beta * min(1.0, 1.0 / warmup) if warmup else beta
     if kwargs.get("objective") == "iwae":
-        log_w = log_px + w * (log_pz - log_qz)  # all K samples equal: logsumexp - log K = log_w
+        log_w = log_px + w * log_pz_minus_qz  # all K samples equal: logsumexp - log K = log_w
         return mean(-log_w)
     reconstruction = mean(-log_px)
     objective = kwargs.get("objective", "elbo")
@@ -231,15 +259,24 @@ def _one_step(names):
     keras.utils.set_random_seed(0)
     vae = build_vae(SHAPE, latent_dim=LATENT, hidden=(8,), seed=0, **kwargs)
     vae._latent_noise = lambda shape: keras.ops.zeros(shape)  # z = z_mean: a deterministic loss
+    if kwargs.get("latent_layers", 1) > 1:  # 3-unit relu layers start with every unit off here (z2 = 0, p(z1|z2)
+        shift = np.random.default_rng(1)  # = N(0, 1)), which hides the upper layers' terms: shift their weights
+        for net in vae.latent_encoders + vae.latent_decoders:
+            net.set_weights([w + 0.5 * shift.normal(size=w.shape).astype(w.dtype) for w in net.get_weights()])
     vae.compile(optimizer=keras.optimizers.SGD(0.01), run_eagerly=True)
     x = _data(kwargs, rng)
     labels = rng.integers(0, 3, BATCH).astype("int32") if "num_classes" in kwargs else None
     weights = np.linspace(0.2, 1.8, BATCH).astype("float32") if "sample_weight" in names else np.ones(BATCH, "float32")
     # The reference: the networks' outputs before the step, through the documented formula.
-    z_mean, z_log_var = (keras.ops.convert_to_numpy(t) for t in vae.encode(x, labels))
-    params = keras.ops.convert_to_numpy(vae.decode(z_mean, labels))
+    numpy = lambda ts: [keras.ops.convert_to_numpy(keras.ops.cast(t, "float32")) for t in ts]  # noqa: E731
+    with_label = lambda t: t if labels is None else [t, labels]  # noqa: E731
+    layers = [numpy(vae.encoder(with_label(x)))]  # q(z|x), or q(z1|x) of a hierarchy
+    if kwargs.get("latent_layers", 1) > 1:
+        layers.append(numpy(vae.latent_encoders[0](layers[0][0])))  # q(z2|z1) at z1 = its mean
+        layers.append(numpy(vae.latent_decoders[0](layers[1][0])))  # p(z1|z2) at z2 = its mean
+    params = numpy([vae.decoder(with_label(layers[0][0]))])[0]  # p(x|z1) at z1 = its mean
     discriminator = vae.discriminator.get_weights() if vae.discriminator is not None else None
-    expected = _np_loss(kwargs, x, params, z_mean, z_log_var, weights, prior=_np_prior(vae, kwargs),
+    expected = _np_loss(kwargs, x, params, layers, weights, prior=_np_prior(vae, kwargs),
                         discriminator_weights=discriminator)
     history = vae.fit(x, labels, sample_weight=weights if "sample_weight" in names else None,
                       batch_size=BATCH, epochs=1, shuffle=False, verbose=0).history
@@ -302,6 +339,15 @@ def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     assert all(n in str(info.value) for n in names)
 
 
+def test_latent_sizes_must_match_the_number_of_layers():
+    with pytest.raises(ConfigError) as info:
+        build_vae(SHAPE, latent_dim=(3, 2), hidden=(8,))  # two sizes, one layer
+    message = str(info.value)
+    assert "\n" not in message and "latent_dim=(3, 2)" in message and "latent_layers=1" in message
+    assert build_vae(SHAPE, latent_dim=(3, 2), latent_layers=2, hidden=(8,)).latent_dims == (3, 2)
+    assert build_vae(SHAPE, latent_dim=3, latent_layers=3, hidden=(8,)).latent_dims == (3, 3, 3)  # one size for all
+
+
 # ------------------------------------------------------------------------------------------------
 # The same contract for a training run (TrainConfig, so train() and the CLI), named as flags
 # ------------------------------------------------------------------------------------------------
@@ -335,6 +381,10 @@ def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     ({"objective": "tcvae", "lambda_od": 2.0}, ("--lambda-od 2.0", "--objective tcvae")),
     ({"objective": "factorvae", "lambda_d": 2.0}, ("--lambda-d 2.0", "--objective factorvae")),
     ({"prior": "vamp", "objective": "tcvae"}, ("--prior vamp", "--objective tcvae")),
+    ({"latent_dim": "100,50"}, ("--latent-dim 100,50", "--latent-layers 1")),
+    ({"latent_dim": (8, 4, 2), "latent_layers": 2}, ("--latent-dim 8,4,2", "--latent-layers 2")),
+    ({"latent_layers": 2, "prior": "vamp"}, ("--prior vamp", "--latent-layers 2")),
+    ({"latent_layers": 2, "objective": "dipvae2"}, ("--objective dipvae2", "--latent-layers 2")),
 ])
 def test_train_config_refuses_the_same_pairs_naming_both_flags(values, flags):
     with pytest.raises(ConfigError) as info:
@@ -393,7 +443,8 @@ def test_readme_option_table_lists_every_refused_pair():
                  frozenset({"iwae_gradient", "objective"}), frozenset({"objective", "dataset_size"}),
                  frozenset({"gamma", "objective"}), frozenset({"discriminator_hidden", "objective"}),
                  frozenset({"lambda_od", "objective"}), frozenset({"lambda_d", "objective"}),
-                 frozenset({"objective", "distribute"}), frozenset({"prior", "objective"})}
+                 frozenset({"objective", "distribute"}), frozenset({"prior", "objective"}),
+                 frozenset({"latent_dim", "latent_layers"}), frozenset({"iwae_gradient", "latent_layers"})}
     assert refused_in_readme == expected
 
 

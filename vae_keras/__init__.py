@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "VAE": "vae_keras.models",
     "build_vae": "vae_keras.models",
+    "HierarchicalVAE": "vae_keras.models",
     "Sampling": "vae_keras.layers",
     "LogVarianceClip": "vae_keras.layers",
     "load_dataset": "vae_keras.data",

@@ -47,6 +47,16 @@ _non_negative_int = checks.argument_type(int, lambda v: v >= 0, "an integer >= 0
 _positive_float = checks.argument_type(float, lambda v: 0 < v < float("inf"), "a number > 0")  # also refuses nan
 _finite_float = checks.argument_type(float, math.isfinite, "a finite number", unconvertible="a number")
 _fraction = checks.argument_type(float, lambda v: 0.0 <= v < 1.0, "a number >= 0 and < 1")  # also refuses nan
+
+
+def _sizes(text):
+    """"32" -> 32, "100,50" -> (100, 50)."""
+    sizes = tuple(int(d) for d in text.split(",") if d.strip())
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+_latent_dim = checks.argument_type(_sizes, lambda v: v >= 1 if isinstance(v, int) else bool(v) and min(v) >= 1,
+                                   "a positive integer, or comma-separated ones such as 100,50")
 _hidden = checks.argument_type(lambda text: tuple(int(v) for v in text.split(",") if v.strip()),
                                lambda v: bool(v) and min(v) >= 1, "comma-separated positive integers such as 512,256")
 
@@ -71,7 +81,10 @@ def build_parser():
     t.add_argument("--model", choices=["mlp", "conv", "conv64"],
                    help="encoder/decoder network (default mlp); conv64: Higgins et al.'s conv net for 64x64 images")
     t.add_argument("--hidden", type=_hidden, help="hidden sizes, e.g. 512,256 (MLP units or conv filters)")
-    t.add_argument("--latent-dim", type=_positive_int, help="size of z (default 32)")
+    t.add_argument("--latent-dim", type=_latent_dim,
+                   help="size of z (default 32); with --latent-layers L, one size for all layers or L sizes, bottom first (e.g. 100,50)")
+    t.add_argument("--latent-layers", type=_positive_int,
+                   help="stochastic layers (default 1); 2 or more: Burda et al.'s hierarchy, whose top layer is the one sampled and shown")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian", "logistic"],
                    help="decoder distribution: bernoulli (default), gaussian (learned scale), logistic (256-level discretized, for 8-bit colour)")
     t.add_argument("--conditional", action="store_const", const=True,

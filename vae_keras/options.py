@@ -45,6 +45,13 @@ of tcvae, factorvae and the DIP-VAEs do, the discriminator is not trained).
 
 ``sampler`` (prior or gmm:K) only changes where random samples' z come from, never the loss, so it
 combines with everything except a conditional model (refused).
+
+``latent_layers`` L > 1 (`vae_keras.models.hierarchical`, Burda et al. 2016's bottom-up model with
+q(z_1|x) q(z_2|z_1)... and p(z_L) p(z_{L-1}|z_L)... p(x|z_1)) keeps every formula above with
+z = (z_1..z_L) sampled bottom-up: rec_i = -log p(x_i|z_1), log p(z) = log p(z_L) + sum_l log
+p(z_l|z_{l+1}), log q(z|x) = log q(z_1|x) + sum_l log q(z_{l+1}|z_l), and the KL term per latent dim
+j of layer l < L the one-sample term log q(z_lj|.) - log p(z_lj|z_{l+1}), of the top layer the
+analytic KL(q(z_Lj|z_{L-1}) || N(0, 1)); free bits floor each of these dims, warm-up weights all.
 """
 
 import dataclasses
@@ -151,6 +158,18 @@ REFUSED = (
             "the number of components only applies to a learned prior (vamp or mog)"),
     Refusal("iwae_gradient", "objective", lambda o: o["iwae_gradient"] != "plain" and o["objective"] != "iwae",
             "the DReG estimator is a gradient of the importance-weighted bound"),
+    Refusal("latent_dim", "latent_layers", lambda o: o["latent_sizes"] not in (1, o["latent_layers"]),
+            "latent_dim gives one size for every stochastic layer or one size per layer, bottom first",
+            fix="Give as many sizes as layers (e.g. latent_dim=(100, 50) with latent_layers=2), or one size."),
+    Refusal("prior", "latent_layers", lambda o: o["prior"] != "standard" and o["latent_layers"] > 1,
+            "the hierarchical model's prior is N(0, I) on its top layer and the generative p(z_l|z_l+1) below it",
+            fix="Use one of them: a learned prior with one latent layer, or latent_layers > 1 with the standard prior."),
+    Refusal("iwae_gradient", "latent_layers", lambda o: o["iwae_gradient"] != "plain" and o["latent_layers"] > 1,
+            "DReG is implemented for one stochastic layer (the hierarchical model's log q would need its stop-gradient "
+            "in every layer)"),
+    Refusal("objective", "latent_layers",
+            lambda o: o["objective"] in ("tcvae", "factorvae") + DIP_OBJECTIVES and o["latent_layers"] > 1,
+            "the disentangling objectives act on the posterior of one latent layer"),
 )
 
 # Training-run pairs (TrainConfig fields / CLI flags).
@@ -207,7 +226,8 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
                         capacity_steps_set=False, capacity_gamma=DEFAULT_CAPACITY_GAMMA, iw_samples=1, binarize=False,
                         likelihood="bernoulli", sampler="prior", prior="standard", prior_components=None,
                         iwae_gradient="plain", num_classes=None, gamma=DEFAULT_GAMMA, lambda_od=DEFAULT_LAMBDA_OD,
-                        lambda_d=None, dataset_size=None, discriminator_hidden_set=False, cli=False, given=None):
+                        lambda_d=None, dataset_size=None, discriminator_hidden_set=False, latent_layers=1,
+                        latent_sizes=1, cli=False, given=None):
     """Refuses a pair of model options listed in `REFUSED` with one line naming both.
 
     Args:
@@ -221,6 +241,8 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
         gamma, lambda_od, lambda_d, dataset_size: as for `VAE` (``dataset_size`` may be a description such as
             "the training split" where the number is not known yet).
         discriminator_hidden_set: whether a discriminator size other than the default was given.
+        latent_layers: the number of stochastic layers.
+        latent_sizes: how many sizes ``latent_dim`` gives (1, or one per layer).
         cli: name the options as command-line flags (``--free-bits 0.5``) instead of keywords.
         given: optional dict option -> the value as the user gave it, for the message.
 
@@ -233,7 +255,8 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
                "likelihood": likelihood, "sampler": sampler, "prior": prior, "prior_components": prior_components,
                "iwae_gradient": iwae_gradient, "num_classes": num_classes, "gamma": float(gamma),
                "lambda_od": float(lambda_od), "lambda_d": None if lambda_d is None else float(lambda_d),
-               "dataset_size": dataset_size, "discriminator_hidden_set": discriminator_hidden_set}
+               "dataset_size": dataset_size, "discriminator_hidden_set": discriminator_hidden_set,
+               "latent_layers": latent_layers, "latent_sizes": latent_sizes}
     for name, value in (given or {}).items():
         options[name + "_given"] = value
     for rule in REFUSED:

@@ -13,7 +13,7 @@ from vae_keras import options as options_lib
 from vae_keras.callbacks import UNTIL_TIME_LIMIT
 from vae_keras.distribute import STRATEGIES
 from vae_keras.errors import ConfigError
-from vae_keras.models.vae import DTYPE_POLICIES, OBJECTIVES
+from vae_keras.models.vae import DTYPE_POLICIES, OBJECTIVES, latent_sizes
 from vae_keras.networks import NETWORKS
 
 BINARIZE_CHOICES = ("auto", "dynamic", "none")
@@ -36,7 +36,8 @@ class TrainConfig:
     dataset: str = "mnist-10k"
     model: str = "mlp"
     hidden: tuple | None = None
-    latent_dim: int = 32
+    latent_dim: int | tuple = 32  # one size, or one per stochastic layer (bottom first) with latent_layers > 1
+    latent_layers: int = 1
     likelihood: str = "bernoulli"
     binarize: str = "auto"
     epochs: int | None = None  # None: DEFAULT_EPOCHS, or until --time-limit when one is given
@@ -116,6 +117,8 @@ class TrainConfig:
         d["kl_warmup_epochs"] = self.resolved_kl_warmup_epochs
         if d["hidden"] is not None:
             d["hidden"] = list(d["hidden"])
+        if isinstance(d["latent_dim"], tuple):
+            d["latent_dim"] = list(d["latent_dim"])
         return d
 
     def validate(self):
@@ -133,7 +136,20 @@ class TrainConfig:
             checks.check_choice(name.replace("_", "-"), getattr(self, name), list(choices),
                                 message="{name} must be one of {choices}. Received: {value!r}")
 
-        for name in ("latent_dim", "batch_size", "iw_samples"):
+        if isinstance(self.latent_dim, str):  # a config file's "100,50", as --latent-dim takes it
+            try:
+                self.latent_dim = tuple(int(d) for d in self.latent_dim.split(",") if d.strip())
+            except ValueError:
+                raise ConfigError(f"latent-dim must be a positive integer or comma-separated ones such as 100,50. "
+                                  f"Received: {self.latent_dim!r}") from None
+        if isinstance(self.latent_dim, (list, tuple)):
+            self.latent_dim = self.latent_dim[0] if len(self.latent_dim) == 1 else tuple(self.latent_dim)
+        if isinstance(self.latent_dim, tuple):
+            if not all(checks.is_integer(d) and d >= 1 for d in self.latent_dim):
+                raise ConfigError(f"latent-dim must be positive integers such as 100,50. Received: {self.latent_dim!r}")
+        else:
+            positive_int("latent_dim")
+        for name in ("latent_layers", "batch_size", "iw_samples"):
             positive_int(name)
         if self.steps_per_execution is not None:
             positive_int("steps_per_execution")
@@ -184,6 +200,7 @@ class TrainConfig:
                 raise ConfigError(f"hidden must be positive integers such as 512,256. Received: {self.hidden!r}")
         options_lib.parse_sampler(self.sampler)
         # The option contract (vae_keras.options): refused pairs, named as flags, before any data is loaded.
+        latent_sizes(self.latent_dim, self.latent_layers, cli=True)  # the (latent_dim, latent_layers) pair, as flags
         options_lib.check_model_options(
             objective=self.objective, beta=self.beta, kl_warmup=self.kl_warmup_epochs or 0, free_bits=self.free_bits,
             capacity_max=self.capacity_max, capacity_steps_set=self.capacity_epochs != TrainConfig.capacity_epochs,
@@ -192,7 +209,8 @@ class TrainConfig:
             iwae_gradient=self.iwae_gradient, num_classes=True if self.conditional else None,
             gamma=self.gamma, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
             # train() passes the training split's size as beta-TCVAE's N.
-            dataset_size="the training split's size" if self.objective == "tcvae" else None, cli=True,
+            dataset_size="the training split's size" if self.objective == "tcvae" else None,
+            latent_layers=self.latent_layers, cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
         options_lib.check_training_options(dataclasses.asdict(self))
         if self.name is not None:

@@ -162,7 +162,7 @@ class VAE(keras.Model):
         self.iw_samples = iw_samples
         self.num_classes = num_classes
         self.seed = seed
-        self.sampler = _make_sampler(sampler, int(encoder.outputs[0].shape[-1]))  # None: the prior
+        self.sampler = _make_sampler(sampler, self.latent_dim)  # None: the prior (latent_dim: the top layer's)
         self.iwae_gradient = iwae_gradient
         self.prior = priors_lib.get(prior, self.latent_dim, self.image_shape, components=prior_components, seed=seed)
         self.prior.bind(self)
@@ -397,12 +397,28 @@ class VAE(keras.Model):
             A tensor [K, B]. logsumexp over K minus log K is the IWAE bound; its mean over K is
             an estimate of the ELBO.
         """
-        z_mean, z_log_var = self.encode(x, label)
+        z_mean, z_log_var = self._first_posterior(x, label)
         batch = ops.shape(z_mean)[0]
-        eps = keras.random.normal((num_samples, batch, self.latent_dim), dtype="float32",
+        eps = keras.random.normal((num_samples, batch, self._noise_dim), dtype="float32",
                                   seed=self.noise if seed is None else seed)
         log_px, log_pz, log_qz = self._log_weight_terms(x, label, z_mean, z_log_var, eps)
         return log_px + log_pz - log_qz
+
+    # Hooks of the loss and the importance weights: a model with another latent structure (e.g.
+    # `vae_keras.models.hierarchical.HierarchicalVAE`) overrides these four, never compute_vae_losses.
+    def _first_posterior(self, x, label=None, training=False):
+        """(mean, log_var) of the posterior factor that takes x: q(z|x) here."""
+        return self.encode(x, label, training=training)
+
+    @property
+    def _noise_dim(self):
+        """Size of the standard-normal noise eps of one sample of all latents (latent_dim here)."""
+        return self.latent_dim
+
+    def _kl_per_dim(self, z_mean, z_log_var, eps, training=False):
+        """The KL term per latent dim [B, D] (analytic KL(q(z|x) || N(0, I)) here); eps [1, B, noise dim] is the
+        first sample's noise, for models whose KL needs a sample."""
+        return gaussian_kl(z_mean, z_log_var)
 
     def _log_weight_terms(self, x, label, z_mean, z_log_var, eps, training=False, gradient_scale=None):
         """(log p(x|z_k), log p(z_k), log q(z_k|x)), each [K, B], for z_k = mean + sigma * eps_k (eps [K, B, D]).
@@ -411,19 +427,24 @@ class VAE(keras.Model):
         reaches every term through it and log q(z_k|x) is a function of z_k with the encoder's outputs held
         fixed; the values are the same.
         """
-        num_samples, batch = ops.shape(eps)[0], ops.shape(eps)[1]
         z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps  # [K, B, D]
         if gradient_scale is None:
             log_qz = diag_normal_log_prob_of_noise(eps, z_log_var[None])
         else:
             z = gradient_scale(z)
             log_qz = dreg.log_q_of_z(z, eps, z_log_var[None])
-        flat_z = ops.reshape(z, (-1, self.latent_dim))
-        flat_label = None if label is None else ops.tile(label, (num_samples,))  # k-major like flat_z
-        params = self.decode(flat_z, flat_label, training=training)
-        x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
-        log_px = ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
+        log_px = self._log_px(x, label, z, training=training)
         return log_px, self.prior.log_prob(z), log_qz
+
+    def _log_px(self, x, label, z, training=False):
+        """log p(x|z_k) [K, B] for samples z [K, B, D] of the decoder's input."""
+        num_samples, batch = ops.shape(z)[0], ops.shape(z)[1]
+        flat_z = ops.reshape(z, (-1, ops.shape(z)[-1]))
+        flat_label = None if label is None else ops.tile(label, (num_samples,))  # k-major like flat_z
+        # VAE.decode: the decoder p(x|z) itself (a subclass's decode may start from another latent).
+        params = VAE.decode(self, flat_z, flat_label, training=training)
+        x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
+        return ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
 
     def compute_vae_losses(self, x, label=None, training=False, sample_weight=None):
         """The loss of one batch and its parts, as `vae_keras.options` defines them.
@@ -448,20 +469,22 @@ class VAE(keras.Model):
         x = ops.convert_to_tensor(x, "float32")
         if self.binarize:
             x = self.binarize_batch(x)
-        z_mean, z_log_var = self.encode(x, label, training=training)
+        z_mean, z_log_var = self._first_posterior(x, label, training=training)
         num_samples = self.iw_samples if self.objective == "iwae" else 1
-        eps = self._latent_noise((num_samples, ops.shape(z_mean)[0], self.latent_dim))
+        eps = self._latent_noise((num_samples, ops.shape(z_mean)[0], self._noise_dim))
         scale = dreg.GradientScale() if training and self.objective == "iwae" and self.iwae_gradient == "dreg" else None
+        terms_options = {} if scale is None else {"gradient_scale": scale}  # DReG: plain latents only (the contract)
         log_px, log_pz, log_qz = self._log_weight_terms(x, label, z_mean, z_log_var, eps, training=training,
-                                                        gradient_scale=scale)
+                                                        **terms_options)
         weight = self.kl_weight() if training else ops.convert_to_tensor(self.beta, "float32")
         if self.prior.learned:  # no closed form: the Monte-Carlo KL at the reconstruction's z
             kl_per_dim, kl = None, log_qz[0] - log_pz[0]
         else:
-            kl_per_dim = gaussian_kl(z_mean, z_log_var)  # [B, D]
+            kl_per_dim = self._kl_per_dim(z_mean, z_log_var, eps[:1], training=training)  # [B, D]
             kl = ops.sum(kl_per_dim, axis=-1)
         per_example = {"reconstruction": -log_px[0], "kl": kl}
-        z = z_mean + ops.exp(0.5 * z_log_var) * eps[0]  # the sample behind log_px[0]
+        if self.objective in ("tcvae", "factorvae"):  # one latent layer (the contract): eps[0] is z's noise
+            z = z_mean + ops.exp(0.5 * z_log_var) * eps[0]  # the sample behind log_px[0]
         discriminator_loss = None
         if self.objective == "iwae":
             log_w = log_px + weight * (log_pz - log_qz)
@@ -697,13 +720,26 @@ def dtype_policy_scope(policy):
         keras.config.set_dtype_policy(previous)
 
 
+def latent_sizes(latent_dim, latent_layers=1, cli=False):
+    """The sizes of z_1..z_L (bottom first) for ``latent_dim`` (one int, or one per layer) and ``latent_layers``."""
+    checks.check_integer("latent_layers", latent_layers, 1)
+    sizes = (latent_dim,) if checks.is_integer(latent_dim) else tuple(latent_dim) if isinstance(latent_dim, (list, tuple)) else ()
+    if not sizes or not all(checks.is_integer(d) and d >= 1 for d in sizes):
+        raise ConfigError(f"latent_dim must be a positive integer or one positive integer per stochastic layer. "
+                          f"Received: latent_dim={latent_dim!r}")
+    shown = ",".join(str(d) for d in sizes) if cli else latent_dim
+    options_lib.check_model_options(latent_layers=latent_layers, latent_sizes=len(sizes), cli=cli,
+                                    given={"latent_dim": shown})
+    return sizes * latent_layers if len(sizes) == 1 else sizes
+
+
 def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood="bernoulli",
-              activation="relu", num_classes=None, dtype_policy=None, **kwargs):
+              activation="relu", num_classes=None, dtype_policy=None, latent_layers=1, **kwargs):
     """Builds a `VAE` with matching encoder and decoder networks.
 
     Args:
         image_shape: (H, W, C) of the images.
-        latent_dim: size of z.
+        latent_dim: size of z; with ``latent_layers`` L > 1, one size for every layer or L sizes, bottom first.
         network: "mlp", "conv" or "conv64" (64x64 images; see `vae_keras.networks`).
         hidden: hidden sizes (MLP units or conv filters); defaults per network.
         likelihood: "bernoulli", "gaussian", "logistic" or a `Likelihood`.
@@ -713,6 +749,9 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
             them in bfloat16, "mixed_float16" in float16 with loss scaling when compiled); None takes the
             global policy. The losses, the KL and the likelihood stay float32 either way. The global policy
             is left as it was.
+        latent_layers: the number of stochastic layers; L > 1 builds a
+            `vae_keras.models.hierarchical.HierarchicalVAE` (Burda et al. 2016's bottom-up hierarchy),
+            whose `latent_dim`, `encode`, `decode` and samples are those of the top layer.
         **kwargs: further `VAE` arguments (beta, binarize, kl_warmup_steps, free_bits,
             capacity_*, objective, iw_samples, iwae_gradient, prior, prior_components, sampler, gamma,
             lambda_od, lambda_d, dataset_size, discriminator_hidden, seed, name).
@@ -725,7 +764,15 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
     if dtype_policy is not None and dtype_policy not in DTYPE_POLICIES:
         raise ConfigError(f"dtype_policy must be one of {list(DTYPE_POLICIES)} or None. Received: {dtype_policy!r}")
     like = likelihoods_lib.get(likelihood)
+    sizes = latent_sizes(latent_dim, latent_layers)
     with dtype_policy_scope(dtype_policy):
+        if len(sizes) > 1:
+            from vae_keras.models.hierarchical import build_hierarchical_vae  # a subclass of VAE: imported here
+
+            vae = build_hierarchical_vae(image_shape, sizes, network, hidden, like, activation, num_classes, **kwargs)
+            vae(vae.example_inputs())
+            return vae
+        latent_dim = sizes[0]
         encoder = networks.build_encoder(image_shape, latent_dim, network, hidden, activation, num_classes=num_classes)
         decoder = networks.build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation,
                                          num_classes=num_classes)
