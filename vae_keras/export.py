@@ -9,6 +9,12 @@ Each version folder holds ``saved_model.pb``, ``variables/`` and ``assets.extra/
 - ``decode``: z float32 [None, latent_dim] -> x_mean and the likelihood's parameters
 - ``sample``: num_samples int32 scalar, seed int32 scalar -> x_mean, z
 
+A PixelCNN decoder (`vae_keras.autoregressive`) generates its pixels one at a time: ``decode``
+greedily (every pixel takes its more likely value), ``sample`` by sampling each pixel with the
+stateless seed [seed, 1] (z uses [seed, 0]); x_mean is then each pixel's probability given z and
+the generated earlier pixels. ``serving_default`` gives each pixel's probability given z_mean and
+the earlier pixels of x.
+
 A version is built in a hidden temporary folder beside the versions (TF Serving only loads folders
 whose names are integers) and renamed into place, so a crash never leaves a half-written version and
 an existing version is never touched.
@@ -71,8 +77,9 @@ def _signature_functions(model):
                                  message=f"label must be < num_classes = {num_classes}")
         return label
 
-    def decode_outputs(z, label):
-        params_raw = model.decode(z, label)
+    def decode_outputs(z, label, seed=None):
+        # An autoregressive decoder generates the pixels one by one: greedily without a seed, sampled with one.
+        params_raw = model.decode(z, label, seed=seed)
         outputs = {"x_mean": likelihood.mean(params_raw)}
         outputs.update(likelihood.split(params_raw))
         return outputs
@@ -80,7 +87,7 @@ def _signature_functions(model):
     def serving_default(x, label=None):
         label = checked(label)
         z_mean, z_log_var = model.encode(x, label)
-        x_mean = likelihood.mean(model.decode(z_mean, label))
+        x_mean = likelihood.mean(model.decode(z_mean, label, x=x))  # autoregressive: given the earlier pixels of x
         return {"x_mean": x_mean, "z_mean": z_mean, "z_log_var": z_log_var}
 
     def encode(x, label=None):
@@ -94,7 +101,7 @@ def _signature_functions(model):
         z = tf.random.stateless_normal(tf.stack([num_samples, latent_dim]), seed=tf.stack([seed, 0]))
         if label is not None:
             tf.debugging.assert_equal(tf.shape(label)[0], num_samples, message="label needs one entry per sample")
-        return {"x_mean": decode_outputs(z, checked(label))["x_mean"], "z": z}
+        return {"x_mean": decode_outputs(z, checked(label), seed=seed)["x_mean"], "z": z}
 
     x_spec = tf.TensorSpec((None,) + tuple(image_shape), tf.float32, name="x")
     z_spec = tf.TensorSpec((None, latent_dim), tf.float32, name="z")

@@ -64,6 +64,9 @@ REFUSED = (
             "the capacity schedule only acts with controlled capacity (capacity_max > 0)"),
     Refusal("binarize", "likelihood", lambda o: o["binarize"] and o["likelihood"] != "bernoulli",
             "dynamic binarization makes binary pixels, which only the bernoulli likelihood models"),
+    Refusal("decoder", "likelihood", lambda o: o["decoder"] == "pixelcnn" and o["likelihood"] != "bernoulli",
+            "the PixelCNN decoder gives one Bernoulli logit per pixel channel given the earlier pixels (binary "
+            "images); it has no other likelihood", fix="Use likelihood bernoulli (binarized images) or the factorized decoder."),
 )
 
 # Training-run pairs (TrainConfig fields / CLI flags).
@@ -110,11 +113,12 @@ def _raise(rule, options, cli):
 
 def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, capacity_max=0.0,
                         capacity_steps_set=False, capacity_gamma=DEFAULT_CAPACITY_GAMMA, iw_samples=1, binarize=False,
-                        likelihood="bernoulli", cli=False, given=None):
+                        likelihood="bernoulli", decoder="factorized", cli=False, given=None):
     """Refuses a pair of model options listed in `REFUSED` with one line naming both.
 
     Args:
         objective, beta, free_bits, capacity_max, capacity_gamma, iw_samples, likelihood: as for `VAE`.
+        decoder: "factorized" or "pixelcnn" (`build_vae`'s keyword; `VAE` reads it off its decoder network).
         kl_warmup: the warm-up length (steps, or epochs on the command line); > 0 means on.
         capacity_steps_set: whether a capacity schedule length other than the default was given.
         binarize: whether dynamic binarization is on.
@@ -127,7 +131,7 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
     options = {"objective": objective, "beta": float(beta), "kl_warmup": kl_warmup, "free_bits": float(free_bits),
                "capacity_max": float(capacity_max), "capacity_steps_set": capacity_steps_set,
                "capacity_gamma": float(capacity_gamma), "iw_samples": iw_samples, "binarize": binarize,
-               "likelihood": likelihood}
+               "likelihood": likelihood, "decoder": decoder}
     for name, value in (given or {}).items():
         options[name + "_given"] = value
     for rule in REFUSED:

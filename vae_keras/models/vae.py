@@ -23,7 +23,7 @@ import math
 import keras
 from keras import ops
 
-from vae_keras import checks, networks
+from vae_keras import autoregressive, checks, networks
 from vae_keras import likelihoods as likelihoods_lib
 from vae_keras import options as options_lib
 from vae_keras.errors import ConfigError
@@ -89,14 +89,15 @@ class VAE(keras.Model):
         if num_classes is not None:
             checks.check_integer("num_classes", num_classes, 2)
         likelihood = likelihoods_lib.get(likelihood)
+        decoder_kind = autoregressive.decoder_kind(decoder)
         options_lib.check_model_options(
             objective=objective, beta=beta, kl_warmup=kl_warmup_steps, free_bits=free_bits, capacity_max=capacity_max,
             capacity_steps_set=capacity_steps != options_lib.DEFAULT_CAPACITY_STEPS, capacity_gamma=capacity_gamma,
-            iw_samples=iw_samples, binarize=bool(binarize), likelihood=likelihood.name,
+            iw_samples=iw_samples, binarize=bool(binarize), likelihood=likelihood.name, decoder=decoder_kind,
             given={"capacity_steps": capacity_steps, "likelihood": likelihood.name})
         expected_inputs = 1 if num_classes is None else 2
         for part, net in (("encoder", encoder), ("decoder", decoder)):
-            if len(net.inputs) != expected_inputs:
+            if len(net.inputs) != expected_inputs + (part == "decoder" and decoder_kind == "pixelcnn"):
                 raise ConfigError(
                     f"A{' conditional' if num_classes else 'n unconditional'} VAE needs a {part} with "
                     f"{expected_inputs} input(s). Received a {part} with {len(net.inputs)} inputs "
@@ -104,6 +105,7 @@ class VAE(keras.Model):
                 )
         self.encoder = encoder
         self.decoder = decoder
+        self.decoder_kind = decoder_kind
         self.likelihood = likelihood
         self.beta = float(beta)
         self.binarize = bool(binarize)
@@ -169,13 +171,32 @@ class VAE(keras.Model):
         z_mean, z_log_var = self.encoder(self._with_label(x, label), training=training)
         return ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
 
-    def decode(self, z, label=None, training=False):
-        """Returns the likelihood's raw parameters [B, H, W, C * P] for latent codes z."""
-        return ops.cast(self.decoder(self._with_label(z, label), training=training), "float32")
+    @property
+    def autoregressive(self):
+        """True for a PixelCNN decoder (`vae_keras.autoregressive`), whose p(x|z) needs x itself."""
+        return self.decoder_kind == "pixelcnn"
 
-    def decode_mean(self, z, label=None):
-        """Returns E[x|z] [B, H, W, C]."""
-        return self.likelihood.mean(self.decode(z, label))
+    def decode(self, z, label=None, training=False, x=None, seed=None):
+        """Returns the likelihood's raw parameters [B, H, W, C * P] for latent codes z.
+
+        A factorized decoder ignores ``x`` and ``seed``. An autoregressive (PixelCNN) decoder returns
+        each pixel's parameters given z and the pixels before it: of ``x`` when given (teacher forcing,
+        one pass: the parameters log p(x|z) needs), otherwise of images it generates pixel by pixel
+        (`vae_keras.autoregressive.sequential_decode`: greedy without ``seed``, sampled with one).
+        """
+        if not self.autoregressive:
+            return ops.cast(self.decoder(self._with_label(z, label), training=training), "float32")
+        if x is None:
+            self._with_label(z, label)  # a conditional model needs its label
+            return autoregressive.sequential_decode(self.decoder, z, label, seed=seed)[1]
+        inputs = self._with_label(z, label)
+        inputs = (inputs if isinstance(inputs, list) else [inputs]) + [ops.cast(x, "float32")]
+        return ops.cast(self.decoder(inputs, training=training), "float32")
+
+    def decode_mean(self, z, label=None, x=None, seed=None):
+        """Returns E[x|z] [B, H, W, C]; for an autoregressive decoder, each pixel's mean given z and the
+        earlier pixels (of ``x``, or generated: see `decode`)."""
+        return self.likelihood.mean(self.decode(z, label, x=x, seed=seed))
 
     def _split_inputs(self, inputs):
         if self.conditional:
@@ -185,10 +206,11 @@ class VAE(keras.Model):
         return inputs, None
 
     def call(self, inputs, training=False):
-        """Deterministic reconstruction: the decoder's mean at z = z_mean (inputs: x or [x, label])."""
+        """Deterministic reconstruction: the decoder's mean at z = z_mean (inputs: x or [x, label]); for an
+        autoregressive decoder each pixel's mean given z_mean and the earlier pixels of x (one pass)."""
         x, label = self._split_inputs(inputs)
         z_mean, _ = self.encode(x, label, training=training)
-        return self.likelihood.mean(self.decode(z_mean, label, training=training))
+        return self.likelihood.mean(self.decode(z_mean, label, training=training, x=x))
 
     def binarize_batch(self, x):
         """Dynamic binarization: each pixel 1 with probability equal to its intensity."""
@@ -242,8 +264,8 @@ class VAE(keras.Model):
         z = z_mean[None] + ops.exp(0.5 * z_log_var)[None] * eps  # [K, B, D]
         flat_z = ops.reshape(z, (-1, self.latent_dim))
         flat_label = None if label is None else ops.tile(label, (num_samples,))  # k-major like flat_z
-        params = self.decode(flat_z, flat_label, training=training)
         x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
+        params = self.decode(flat_z, flat_label, training=training, x=x_rep)
         log_px = ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
         return log_px, standard_normal_log_prob(z), diag_normal_log_prob_of_noise(eps, z_log_var[None])
 
@@ -441,7 +463,7 @@ def dtype_policy_scope(policy):
 
 
 def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood="bernoulli",
-              activation="relu", num_classes=None, dtype_policy=None, **kwargs):
+              activation="relu", num_classes=None, dtype_policy=None, decoder="factorized", **kwargs):
     """Builds a `VAE` with matching encoder and decoder networks.
 
     Args:
@@ -452,6 +474,8 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
         likelihood: "bernoulli", "gaussian", "logistic" or a `Likelihood`.
         activation: hidden activation.
         num_classes: build a conditional VAE over this many classes (None: unconditional).
+        decoder: "factorized" (pixels independent given z; the default) or "pixelcnn" (an autoregressive
+            PixelCNN head over the pixels, conditioned on z: `vae_keras.autoregressive`; bernoulli only).
         dtype_policy: Keras dtype policy of the networks, one of `DTYPE_POLICIES` ("mixed_bfloat16" runs
             them in bfloat16, "mixed_float16" in float16 with loss scaling when compiled); None takes the
             global policy. The losses, the KL and the likelihood stay float32 either way. The global policy
@@ -467,10 +491,14 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
     if dtype_policy is not None and dtype_policy not in DTYPE_POLICIES:
         raise ConfigError(f"dtype_policy must be one of {list(DTYPE_POLICIES)} or None. Received: {dtype_policy!r}")
     like = likelihoods_lib.get(likelihood)
+    autoregressive.check_decoder(decoder)
+    # Refused pairs first (e.g. a PixelCNN decoder with a non-Bernoulli likelihood), before any network is built.
+    options_lib.check_model_options(likelihood=like.name, decoder=decoder)
+    build_decoder = autoregressive.build_pixelcnn_decoder if decoder == "pixelcnn" else networks.build_decoder
     with dtype_policy_scope(dtype_policy):
         encoder = networks.build_encoder(image_shape, latent_dim, network, hidden, activation, num_classes=num_classes)
-        decoder = networks.build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation,
-                                         num_classes=num_classes)
+        decoder = build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation,
+                                num_classes=num_classes)
         vae = VAE(encoder, decoder, likelihood=like, num_classes=num_classes, **kwargs)
         vae(vae.example_inputs())  # build all weights
     return vae
