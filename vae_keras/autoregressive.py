@@ -137,7 +137,7 @@ def build_pixelcnn_decoder(image_shape, latent_dim, params_per_channel=1, networ
     trunk = networks.build_decoder(image_shape, latent_dim, COND_CHANNELS, network, hidden, activation, name=TRUNK,
                                    num_classes=num_classes)
     height, width, channels = (int(d) for d in image_shape)
-    head = build_head((height, width, channels), activation=activation)
+    head = build_head((height, width, channels), cond_channels=channels * COND_CHANNELS, activation=activation)
     trunk_inputs = [keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=t.name.split(":")[0]) for t in trunk.inputs]
     x = keras.Input(shape=(height, width, channels), name=PIXEL_INPUT)
     cond = layers.Activation(activation, name="cond_act")(trunk(trunk_inputs if num_classes else trunk_inputs[0]))

@@ -189,7 +189,7 @@ class VAE(keras.Model):
         if x is None:
             self._with_label(z, label)  # a conditional model needs its label
             return autoregressive.sequential_decode(self.decoder, z, label, seed=seed)[1]
-        inputs = self._with_label(z, label)
+        inputs = self._with_label(ops.convert_to_tensor(z, "float32"), label)
         inputs = (inputs if isinstance(inputs, list) else [inputs]) + [ops.cast(x, "float32")]
         return ops.cast(self.decoder(inputs, training=training), "float32")
 
