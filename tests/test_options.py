@@ -43,12 +43,14 @@ OPTIONS = {
     "sample_weight": {},
     "dtype_policy=mixed_bfloat16": {"dtype_policy": "mixed_bfloat16"},
     "dtype_policy=mixed_float16": {"dtype_policy": "mixed_float16"},
+    "decoder=pixelcnn": {"decoder": "pixelcnn"},
 }
 # The contract, written out independently of vae_keras.options: the refused pairs (in either order).
 REFUSED = {
     frozenset({"objective", "free_bits"}), frozenset({"objective", "capacity"}),
     frozenset({"capacity", "free_bits"}), frozenset({"capacity", "kl_warmup"}), frozenset({"capacity", "beta"}),
     frozenset({"binarize", "likelihood=gaussian"}), frozenset({"binarize", "likelihood=logistic"}),
+    frozenset({"decoder=pixelcnn", "likelihood=gaussian"}), frozenset({"decoder=pixelcnn", "likelihood=logistic"}),
 }
 # iw_samples > 1 needs objective="iwae": refused with everything else.
 ALWAYS_REFUSED = {"iw_samples"}
@@ -58,7 +60,7 @@ SAME_OPTION = {frozenset({"likelihood=gaussian", "likelihood=logistic"}),
 # The keyword each option's message names (a refusal must name both options of the pair).
 KEYWORD = {"objective": "objective", "beta": "beta", "kl_warmup": "kl_warmup_steps", "free_bits": "free_bits",
            "capacity": "capacity_max", "iw_samples": "iw_samples", "binarize": "binarize",
-           "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood"}
+           "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood", "decoder=pixelcnn": "decoder"}
 
 PAIRS = [p for p in itertools.combinations(OPTIONS, 2) if frozenset(p) not in SAME_OPTION]
 
@@ -146,7 +148,8 @@ def _one_step(names):
     weights = np.linspace(0.2, 1.8, BATCH).astype("float32") if "sample_weight" in names else np.ones(BATCH, "float32")
     # The reference: the networks' outputs before the step, through the documented formula.
     z_mean, z_log_var = (keras.ops.convert_to_numpy(t) for t in vae.encode(x, labels))
-    params = keras.ops.convert_to_numpy(vae.decode(z_mean, labels))
+    # x: a PixelCNN decoder's parameters of pixel i given z and x's earlier pixels (teacher forcing); others ignore it.
+    params = keras.ops.convert_to_numpy(vae.decode(z_mean, labels, x=x))
     expected = _np_loss(kwargs, x, params, z_mean, z_log_var, weights)
     history = vae.fit(x, labels, sample_weight=weights if "sample_weight" in names else None,
                       batch_size=BATCH, epochs=1, shuffle=False, verbose=0).history
@@ -206,6 +209,7 @@ def test_a_capacity_setting_without_capacity_is_refused(kwargs, names):
     ({"capacity_gamma": 5.0}, ("--capacity-gamma 5.0", "--capacity-max 0.0")),
     ({"capacity_epochs": 3.0}, ("--capacity-epochs 3.0", "--capacity-max 0.0")),
     ({"likelihood": "gaussian", "binarize": "dynamic"}, ("--binarize dynamic", "--likelihood gaussian")),
+    ({"likelihood": "logistic", "decoder": "pixelcnn"}, ("--decoder pixelcnn", "--likelihood logistic")),
     ({"distribute": "mirrored", "steps_per_execution": 4}, ("--steps-per-execution 4", "--distribute mirrored")),
     ({"distribute": "mirrored", "clip_norm": 1.0}, ("--clip-norm 1.0", "--distribute mirrored")),
     ({"early_stopping_patience": 3}, ("--early-stopping-patience 3", "--validation-split 0.0")),

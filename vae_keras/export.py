@@ -229,6 +229,7 @@ def build_model_card(model, dataset=None, metrics=None, extra=None):
         "likelihood": model.likelihood.name,
         "likelihood_config": model.likelihood.get_config(),
         "likelihood_params": list(model.likelihood.param_names),
+        "decoder": getattr(model, "decoder_kind", "factorized"),  # pixelcnn: decode/sample are sequential over pixels
         "conditional": model.conditional,
         "num_classes": model.num_classes,
         "class_names": None,

@@ -37,6 +37,7 @@ class TrainConfig:
     hidden: tuple | None = None
     latent_dim: int = 32
     likelihood: str = "bernoulli"
+    decoder: str = "factorized"  # factorized (pixels independent given z) or pixelcnn (autoregressive head)
     binarize: str = "auto"
     epochs: int | None = None  # None: DEFAULT_EPOCHS, or until --time-limit when one is given
     time_limit: float | None = None
@@ -149,6 +150,7 @@ class TrainConfig:
         checks.check_integer("seed", self.seed, message="{name} must be an integer. Received: {value!r}")
         choice("model", ("mlp", "conv"))
         choice("likelihood", ("bernoulli", "gaussian", "logistic"))
+        choice("decoder", ("factorized", "pixelcnn"))
         choice("conditional", (True, False))
         choice("binarize", BINARIZE_CHOICES)
         choice("lr_schedule", LR_SCHEDULES)
@@ -169,7 +171,7 @@ class TrainConfig:
             objective=self.objective, beta=self.beta, kl_warmup=self.kl_warmup_epochs or 0, free_bits=self.free_bits,
             capacity_max=self.capacity_max, capacity_steps_set=self.capacity_epochs != TrainConfig.capacity_epochs,
             capacity_gamma=self.capacity_gamma, iw_samples=self.iw_samples, binarize=self.binarize == "dynamic",
-            likelihood=self.likelihood, cli=True,
+            likelihood=self.likelihood, decoder=self.decoder, cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
         options_lib.check_training_options(dataclasses.asdict(self))
         if self.name is not None:

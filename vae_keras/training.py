@@ -259,7 +259,7 @@ def build_model(config, run_data, run=None):
     with run.scope():  # model and optimizer variables mirrored under --distribute
         model = build_vae(
             run_data.data.image_shape, latent_dim=config.latent_dim, network=config.model, hidden=config.hidden,
-            likelihood=config.likelihood, beta=config.beta, binarize=run_data.binarized,
+            likelihood=config.likelihood, decoder=config.decoder, beta=config.beta, binarize=run_data.binarized,
             kl_warmup_steps=int(round(config.resolved_kl_warmup_epochs * steps)), free_bits=config.free_bits,
             **_capacity_options(config, steps), objective=config.objective, iw_samples=config.iw_samples,
             num_classes=run_data.num_classes, seed=config.seed, dtype_policy=config.dtype_policy,
