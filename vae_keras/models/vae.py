@@ -41,7 +41,9 @@ class VAE(keras.Model):
         encoder: `keras.Model` mapping x [B, H, W, C] (conditional: ``[x, label]``) to
             ``[z_mean, z_log_var]``, each [B, latent_dim].
         decoder: `keras.Model` mapping z (conditional: ``[z, label]``) to the likelihood's raw
-            parameters [B, H, W, C * P].
+            parameters [B, H, W, C * P]; or an autoregressive one (`vae_keras.autoregressive`), which also
+            takes the image as a last input named ``x_pixels`` and gives pixel i's parameters given z and
+            the pixels before it (see `decode`).
         likelihood: "bernoulli", "gaussian", "logistic", or a `vae_keras.likelihoods.Likelihood`.
         beta: weight of the KL term (1.0 is the ELBO; > 1 is a beta-VAE).
         binarize: if True, every training and validation batch is binarized afresh (dynamic
