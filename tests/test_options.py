@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 
-from vae_keras import build_vae
+from vae_keras import VAE, build_vae
 from vae_keras.errors import ConfigError
 from vae_keras.training import TrainConfig
 
@@ -54,6 +54,7 @@ OPTIONS = {
     "objective=dipvae1": {"objective": "dipvae1", "lambda_od": 2.0},
     "objective=dipvae2": {"objective": "dipvae2", "lambda_od": 2.0, "lambda_d": 0.5},
     "latent_layers": {"latent_layers": 2},
+    "decoder=pixelcnn": {"decoder": "pixelcnn"},
 }
 OBJECTIVE_VALUES = ("objective", "objective=tcvae", "objective=factorvae", "objective=dipvae1", "objective=dipvae2")
 # The contract, written out independently of vae_keras.options: the refused pairs (in either order).
@@ -73,6 +74,8 @@ REFUSED = {
     frozenset({"latent_layers", "prior=vamp"}), frozenset({"latent_layers", "prior=mog"}),
     *(frozenset({"latent_layers", objective})
       for objective in ("objective=tcvae", "objective=factorvae", "objective=dipvae1", "objective=dipvae2")),
+    frozenset({"decoder=pixelcnn", "likelihood=gaussian"}), frozenset({"decoder=pixelcnn", "likelihood=logistic"}),
+    frozenset({"decoder=pixelcnn", "latent_layers"}),
 }
 # iw_samples > 1 and iwae_gradient="dreg" need objective="iwae": refused with everything else.
 ALWAYS_REFUSED = {"iw_samples", "iwae_gradient=dreg"}
@@ -86,7 +89,7 @@ KEYWORD = {"objective": "objective", "beta": "beta", "kl_warmup": "kl_warmup_ste
            "capacity": "capacity_max", "iw_samples": "iw_samples", "binarize": "binarize",
            "likelihood=gaussian": "likelihood", "likelihood=logistic": "likelihood", "sampler=gmm": "sampler",
            "prior=vamp": "prior", "prior=mog": "prior", "conditional": "num_classes", "iwae_gradient=dreg": "iwae_gradient",
-           "latent_layers": "latent_layers", **{name: "objective" for name in OBJECTIVE_VALUES}}
+           "latent_layers": "latent_layers", "decoder=pixelcnn": "decoder", **{name: "objective" for name in OBJECTIVE_VALUES}}
 
 PAIRS = [p for p in itertools.combinations(OPTIONS, 2) if frozenset(p) not in SAME_OPTION]
 
@@ -274,7 +277,9 @@ def _one_step(names):
     if kwargs.get("latent_layers", 1) > 1:
         layers.append(numpy(vae.latent_encoders[0](layers[0][0])))  # q(z2|z1) at z1 = its mean
         layers.append(numpy(vae.latent_decoders[0](layers[1][0])))  # p(z1|z2) at z2 = its mean
-    params = numpy([vae.decoder(with_label(layers[0][0]))])[0]  # p(x|z1) at z1 = its mean
+    # p(x|z1) at z1 = its mean (VAE.decode: the decoder network itself); x: a PixelCNN decoder's parameters of pixel i
+    # given z and x's earlier pixels (teacher forcing), which the other decoders ignore.
+    params = numpy([VAE.decode(vae, layers[0][0], labels, x=x)])[0]
     discriminator = vae.discriminator.get_weights() if vae.discriminator is not None else None
     expected = _np_loss(kwargs, x, params, layers, weights, prior=_np_prior(vae, kwargs),
                         discriminator_weights=discriminator)
@@ -363,6 +368,7 @@ def test_latent_sizes_must_match_the_number_of_layers():
     ({"capacity_gamma": 5.0}, ("--capacity-gamma 5.0", "--capacity-max 0.0")),
     ({"capacity_epochs": 3.0}, ("--capacity-epochs 3.0", "--capacity-max 0.0")),
     ({"likelihood": "gaussian", "binarize": "dynamic"}, ("--binarize dynamic", "--likelihood gaussian")),
+    ({"likelihood": "logistic", "decoder": "pixelcnn"}, ("--decoder pixelcnn", "--likelihood logistic")),
     ({"distribute": "mirrored", "steps_per_execution": 4}, ("--steps-per-execution 4", "--distribute mirrored")),
     ({"distribute": "mirrored", "clip_norm": 1.0}, ("--clip-norm 1.0", "--distribute mirrored")),
     ({"early_stopping_patience": 3}, ("--early-stopping-patience 3", "--validation-split 0.0")),

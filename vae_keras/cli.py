@@ -87,6 +87,9 @@ def build_parser():
                    help="stochastic layers (default 1); 2 or more: Burda et al.'s hierarchy, whose top layer is the one sampled and shown")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian", "logistic"],
                    help="decoder distribution: bernoulli (default), gaussian (learned scale), logistic (256-level discretized, for 8-bit colour)")
+    t.add_argument("--decoder", choices=["factorized", "pixelcnn"],
+                   help="factorized (default): pixels independent given z; pixelcnn: an autoregressive PixelCNN head over "
+                        "the pixels, conditioned on z (bernoulli only; sampling is sequential over the pixels)")
     t.add_argument("--conditional", action="store_const", const=True,
                    help="train a conditional VAE q(z|x,y), p(x|z,y) on the dataset's labels")
     t.add_argument("--binarize", choices=["auto", "dynamic", "none"],

@@ -11,6 +11,12 @@ Each version folder holds ``saved_model.pb``, ``variables/`` and ``assets.extra/
 - ``log_weights``: x, num_samples int32 scalar, seed int32 scalar -> log_w [num_samples, None]
 - ``log_prior`` (models with a learned prior only): z -> log_pz [None]
 
+A PixelCNN decoder (`vae_keras.autoregressive`) generates its pixels one at a time: ``decode``
+greedily (every pixel takes its more likely value), ``sample`` by sampling each pixel with the
+stateless seed [seed, 1] (z uses [seed, 0]); x_mean is then each pixel's probability given z and
+the generated earlier pixels. ``serving_default`` gives each pixel's probability given z_mean and
+the earlier pixels of x.
+
 A version is built in a hidden temporary folder beside the versions (TF Serving only loads folders
 whose names are integers) and renamed into place, so a crash never leaves a half-written version and
 an existing version is never touched.
@@ -79,8 +85,9 @@ def _signature_functions(model):
                                  message=f"label must be < num_classes = {num_classes}")
         return label
 
-    def decode_outputs(z, label):
-        params_raw = model.decode(z, label)
+    def decode_outputs(z, label, seed=None):
+        # An autoregressive decoder generates the pixels one by one: greedily without a seed, sampled with one.
+        params_raw = model.decode(z, label, seed=seed)
         outputs = {"x_mean": likelihood.mean(params_raw)}
         outputs.update(likelihood.split(params_raw))
         return outputs
@@ -88,7 +95,7 @@ def _signature_functions(model):
     def serving_default(x, label=None):
         label = checked(label)
         z_mean, z_log_var = model.encode(x, label)
-        x_mean = likelihood.mean(model.decode(z_mean, label))
+        x_mean = likelihood.mean(model.decode(z_mean, label, x=x))  # autoregressive: given the earlier pixels of x
         return {"x_mean": x_mean, "z_mean": z_mean, "z_log_var": z_log_var}
 
     def encode(x, label=None):
@@ -102,7 +109,7 @@ def _signature_functions(model):
         z = model.sample_latent(num_samples, seed)  # the prior, or the fitted mixture (--sampler gmm:K)
         if label is not None:
             tf.debugging.assert_equal(tf.shape(label)[0], num_samples, message="label needs one entry per sample")
-        return {"x_mean": decode_outputs(z, checked(label))["x_mean"], "z": z}
+        return {"x_mean": decode_outputs(z, checked(label), seed=seed)["x_mean"], "z": z}
 
     def log_weights(x, num_samples, seed, label=None):
         # log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k = mean + sigma * eps_k, eps: seed [seed, 0].
@@ -261,6 +268,7 @@ def build_model_card(model, dataset=None, metrics=None, extra=None):
         "likelihood": model.likelihood.name,
         "likelihood_config": model.likelihood.get_config(),
         "likelihood_params": list(model.likelihood.param_names),
+        "decoder": getattr(model, "decoder_kind", "factorized"),  # pixelcnn: decode/sample are sequential over pixels
         "conditional": model.conditional,
         "num_classes": model.num_classes,
         "class_names": None,

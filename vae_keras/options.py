@@ -170,6 +170,12 @@ REFUSED = (
     Refusal("objective", "latent_layers",
             lambda o: o["objective"] in ("tcvae", "factorvae") + DIP_OBJECTIVES and o["latent_layers"] > 1,
             "the disentangling objectives act on the posterior of one latent layer"),
+    Refusal("decoder", "likelihood", lambda o: o["decoder"] == "pixelcnn" and o["likelihood"] != "bernoulli",
+            "the PixelCNN decoder gives one Bernoulli logit per pixel channel given the earlier pixels (binary "
+            "images); it has no other likelihood", fix="Use likelihood bernoulli (binarized images) or the factorized decoder."),
+    Refusal("decoder", "latent_layers", lambda o: o["decoder"] == "pixelcnn" and o["latent_layers"] > 1,
+            "the PixelCNN decoder is written for one latent layer's decoder (the hierarchy decodes through the means "
+            "of its upper layers)", fix="Use one of them."),
 )
 
 # Training-run pairs (TrainConfig fields / CLI flags).
@@ -227,11 +233,12 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
                         likelihood="bernoulli", sampler="prior", prior="standard", prior_components=None,
                         iwae_gradient="plain", num_classes=None, gamma=DEFAULT_GAMMA, lambda_od=DEFAULT_LAMBDA_OD,
                         lambda_d=None, dataset_size=None, discriminator_hidden_set=False, latent_layers=1,
-                        latent_sizes=1, cli=False, given=None):
+                        latent_sizes=1, decoder="factorized", cli=False, given=None):
     """Refuses a pair of model options listed in `REFUSED` with one line naming both.
 
     Args:
         objective, beta, free_bits, capacity_max, capacity_gamma, iw_samples, likelihood: as for `VAE`.
+        decoder: "factorized" or "pixelcnn" (`build_vae`'s keyword; `VAE` reads it off its decoder network).
         kl_warmup: the warm-up length (steps, or epochs on the command line); > 0 means on.
         capacity_steps_set: whether a capacity schedule length other than the default was given.
         binarize: whether dynamic binarization is on.
@@ -256,7 +263,7 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
                "iwae_gradient": iwae_gradient, "num_classes": num_classes, "gamma": float(gamma),
                "lambda_od": float(lambda_od), "lambda_d": None if lambda_d is None else float(lambda_d),
                "dataset_size": dataset_size, "discriminator_hidden_set": discriminator_hidden_set,
-               "latent_layers": latent_layers, "latent_sizes": latent_sizes}
+               "latent_layers": latent_layers, "latent_sizes": latent_sizes, "decoder": decoder}
     for name, value in (given or {}).items():
         options[name + "_given"] = value
     for rule in REFUSED:

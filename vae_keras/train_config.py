@@ -39,6 +39,7 @@ class TrainConfig:
     latent_dim: int | tuple = 32  # one size, or one per stochastic layer (bottom first) with latent_layers > 1
     latent_layers: int = 1
     likelihood: str = "bernoulli"
+    decoder: str = "factorized"  # factorized (pixels independent given z) or pixelcnn (autoregressive head)
     binarize: str = "auto"
     epochs: int | None = None  # None: DEFAULT_EPOCHS, or until --time-limit when one is given
     time_limit: float | None = None
@@ -181,6 +182,7 @@ class TrainConfig:
         check_num_samples("sample-quality", self.sample_quality)
         choice("model", NETWORKS)
         choice("likelihood", ("bernoulli", "gaussian", "logistic"))
+        choice("decoder", ("factorized", "pixelcnn"))
         choice("conditional", (True, False))
         choice("binarize", BINARIZE_CHOICES)
         choice("lr_schedule", LR_SCHEDULES)
@@ -210,7 +212,7 @@ class TrainConfig:
             gamma=self.gamma, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
             # train() passes the training split's size as beta-TCVAE's N.
             dataset_size="the training split's size" if self.objective == "tcvae" else None,
-            latent_layers=self.latent_layers, cli=True,
+            latent_layers=self.latent_layers, decoder=self.decoder, cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
         options_lib.check_training_options(dataclasses.asdict(self))
         if self.name is not None:

@@ -271,7 +271,7 @@ def build_model(config, run_data, run=None):
     with run.scope():  # model and optimizer variables mirrored under --distribute
         model = build_vae(
             run_data.data.image_shape, latent_dim=config.latent_dim, latent_layers=config.latent_layers,
-            network=config.model, hidden=config.hidden,
+            network=config.model, hidden=config.hidden, decoder=config.decoder,
             likelihood=config.likelihood, beta=config.beta, binarize=run_data.binarized,
             kl_warmup_steps=int(round(config.resolved_kl_warmup_epochs * steps)), free_bits=config.free_bits,
             **_capacity_options(config, steps), objective=config.objective, iw_samples=config.iw_samples,

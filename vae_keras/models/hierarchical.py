@@ -139,13 +139,15 @@ class HierarchicalVAE(VAE):
             mean, log_var = self._gaussian(net, mean, training)
         return mean, log_var
 
-    def decode(self, z, label=None, training=False):
+    def decode(self, z, label=None, training=False, x=None, seed=None):
         """p(x|z_1)'s raw parameters for top latents z = z_L [B, latent_dim], going down with the means of
-        p(z_l|z_{l+1}) (decode is deterministic given z_L; `log_importance_weights` samples every layer)."""
+        p(z_l|z_{l+1}) (decode is deterministic given z_L; `log_importance_weights` samples every layer).
+        ``x`` and ``seed`` are `VAE.decode`'s (used by an autoregressive decoder, which the contract refuses
+        with several latent layers)."""
         z = ops.convert_to_tensor(z, "float32")
         for net in reversed(self.latent_decoders):
             z, _ = self._gaussian(net, z, training)
-        return VAE.decode(self, z, label, training=training)
+        return VAE.decode(self, z, label, training=training, x=x, seed=seed)
 
     # ----------------------------------------------------------------- the VAE's latent hooks
     def _first_posterior(self, x, label=None, training=False):

@@ -30,7 +30,7 @@ import math
 import keras
 from keras import ops
 
-from vae_keras import checks, dreg, latent_density, networks
+from vae_keras import autoregressive, checks, dreg, latent_density, networks
 from vae_keras import likelihoods as likelihoods_lib
 from vae_keras import options as options_lib
 from vae_keras import priors as priors_lib
@@ -51,7 +51,9 @@ class VAE(keras.Model):
         encoder: `keras.Model` mapping x [B, H, W, C] (conditional: ``[x, label]``) to
             ``[z_mean, z_log_var]``, each [B, latent_dim].
         decoder: `keras.Model` mapping z (conditional: ``[z, label]``) to the likelihood's raw
-            parameters [B, H, W, C * P].
+            parameters [B, H, W, C * P]; or an autoregressive one (`vae_keras.autoregressive`), which also
+            takes the image as a last input named ``x_pixels`` and gives pixel i's parameters given z and
+            the pixels before it (see `decode`).
         likelihood: "bernoulli", "gaussian", "logistic", or a `vae_keras.likelihoods.Likelihood`.
         beta: weight of the KL term (1.0 is the ELBO; > 1 is a beta-VAE).
         binarize: if True, every training and validation batch is binarized afresh (dynamic
@@ -131,6 +133,7 @@ class VAE(keras.Model):
         if num_classes is not None:
             checks.check_integer("num_classes", num_classes, 2)
         likelihood = likelihoods_lib.get(likelihood)
+        decoder_kind = autoregressive.decoder_kind(decoder)
         options_lib.check_model_options(
             objective=objective, beta=beta, kl_warmup=kl_warmup_steps, free_bits=free_bits, capacity_max=capacity_max,
             capacity_steps_set=capacity_steps != options_lib.DEFAULT_CAPACITY_STEPS, capacity_gamma=capacity_gamma,
@@ -139,10 +142,11 @@ class VAE(keras.Model):
             iwae_gradient=iwae_gradient, num_classes=num_classes, gamma=gamma, lambda_od=lambda_od,
             lambda_d=lambda_d, dataset_size=dataset_size,
             discriminator_hidden_set=discriminator_hidden != options_lib.DEFAULT_DISCRIMINATOR_HIDDEN,
+            decoder=decoder_kind,
             given={"capacity_steps": capacity_steps, "likelihood": likelihood.name, "num_classes": num_classes})
         expected_inputs = 1 if num_classes is None else 2
         for part, net in (("encoder", encoder), ("decoder", decoder)):
-            if len(net.inputs) != expected_inputs:
+            if len(net.inputs) != expected_inputs + (part == "decoder" and decoder_kind == "pixelcnn"):
                 raise ConfigError(
                     f"A{' conditional' if num_classes else 'n unconditional'} VAE needs a {part} with "
                     f"{expected_inputs} input(s). Received a {part} with {len(net.inputs)} inputs "
@@ -150,6 +154,7 @@ class VAE(keras.Model):
                 )
         self.encoder = encoder
         self.decoder = decoder
+        self.decoder_kind = decoder_kind
         self.likelihood = likelihood
         self.beta = float(beta)
         self.binarize = bool(binarize)
@@ -318,13 +323,32 @@ class VAE(keras.Model):
         z_mean, z_log_var = self.encoder(self._with_label(x, label), training=training)
         return ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
 
-    def decode(self, z, label=None, training=False):
-        """Returns the likelihood's raw parameters [B, H, W, C * P] for latent codes z."""
-        return ops.cast(self.decoder(self._with_label(z, label), training=training), "float32")
+    @property
+    def autoregressive(self):
+        """True for a PixelCNN decoder (`vae_keras.autoregressive`), whose p(x|z) needs x itself."""
+        return self.decoder_kind == "pixelcnn"
 
-    def decode_mean(self, z, label=None):
-        """Returns E[x|z] [B, H, W, C]."""
-        return self.likelihood.mean(self.decode(z, label))
+    def decode(self, z, label=None, training=False, x=None, seed=None):
+        """Returns the likelihood's raw parameters [B, H, W, C * P] for latent codes z.
+
+        A factorized decoder ignores ``x`` and ``seed``. An autoregressive (PixelCNN) decoder returns
+        each pixel's parameters given z and the pixels before it: of ``x`` when given (teacher forcing,
+        one pass: the parameters log p(x|z) needs), otherwise of images it generates pixel by pixel
+        (`vae_keras.autoregressive.sequential_decode`: greedy without ``seed``, sampled with one).
+        """
+        if not self.autoregressive:
+            return ops.cast(self.decoder(self._with_label(z, label), training=training), "float32")
+        if x is None:
+            self._with_label(z, label)  # a conditional model needs its label
+            return autoregressive.sequential_decode(self.decoder, z, label, seed=seed)[1]
+        inputs = self._with_label(ops.convert_to_tensor(z, "float32"), label)
+        inputs = (inputs if isinstance(inputs, list) else [inputs]) + [ops.cast(x, "float32")]
+        return ops.cast(self.decoder(inputs, training=training), "float32")
+
+    def decode_mean(self, z, label=None, x=None, seed=None):
+        """Returns E[x|z] [B, H, W, C]; for an autoregressive decoder, each pixel's mean given z and the
+        earlier pixels (of ``x``, or generated: see `decode`)."""
+        return self.likelihood.mean(self.decode(z, label, x=x, seed=seed))
 
     def sample_latent(self, num_samples, seed):
         """z [num_samples, D] for random samples, stateless and seeded (the same int seed, the same z): the
@@ -347,10 +371,11 @@ class VAE(keras.Model):
         return inputs, None
 
     def call(self, inputs, training=False):
-        """Deterministic reconstruction: the decoder's mean at z = z_mean (inputs: x or [x, label])."""
+        """Deterministic reconstruction: the decoder's mean at z = z_mean (inputs: x or [x, label]); for an
+        autoregressive decoder each pixel's mean given z_mean and the earlier pixels of x (one pass)."""
         x, label = self._split_inputs(inputs)
         z_mean, _ = self.encode(x, label, training=training)
-        return self.likelihood.mean(self.decode(z_mean, label, training=training))
+        return self.likelihood.mean(self.decode(z_mean, label, training=training, x=x))
 
     def binarize_batch(self, x):
         """Dynamic binarization: each pixel 1 with probability equal to its intensity."""
@@ -441,9 +466,10 @@ class VAE(keras.Model):
         num_samples, batch = ops.shape(z)[0], ops.shape(z)[1]
         flat_z = ops.reshape(z, (-1, ops.shape(z)[-1]))
         flat_label = None if label is None else ops.tile(label, (num_samples,))  # k-major like flat_z
-        # VAE.decode: the decoder p(x|z) itself (a subclass's decode may start from another latent).
-        params = VAE.decode(self, flat_z, flat_label, training=training)
         x_rep = ops.tile(x, (num_samples, 1, 1, 1))  # [K * B, H, W, C], k-major like flat_z
+        # VAE.decode: the decoder p(x|z) itself (a subclass's decode may start from another latent); an
+        # autoregressive decoder reads x_rep (teacher forcing), a factorized one ignores it.
+        params = VAE.decode(self, flat_z, flat_label, training=training, x=x_rep)
         return ops.reshape(self.likelihood.log_prob(x_rep, params), (num_samples, batch))
 
     def compute_vae_losses(self, x, label=None, training=False, sample_weight=None):
@@ -734,7 +760,7 @@ def latent_sizes(latent_dim, latent_layers=1, cli=False):
 
 
 def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood="bernoulli",
-              activation="relu", num_classes=None, dtype_policy=None, latent_layers=1, **kwargs):
+              activation="relu", num_classes=None, dtype_policy=None, latent_layers=1, decoder="factorized", **kwargs):
     """Builds a `VAE` with matching encoder and decoder networks.
 
     Args:
@@ -745,6 +771,8 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
         likelihood: "bernoulli", "gaussian", "logistic" or a `Likelihood`.
         activation: hidden activation.
         num_classes: build a conditional VAE over this many classes (None: unconditional).
+        decoder: "factorized" (pixels independent given z; the default) or "pixelcnn" (an autoregressive
+            PixelCNN head over the pixels, conditioned on z: `vae_keras.autoregressive`; bernoulli only).
         dtype_policy: Keras dtype policy of the networks, one of `DTYPE_POLICIES` ("mixed_bfloat16" runs
             them in bfloat16, "mixed_float16" in float16 with loss scaling when compiled); None takes the
             global policy. The losses, the KL and the likelihood stay float32 either way. The global policy
@@ -764,7 +792,11 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
     if dtype_policy is not None and dtype_policy not in DTYPE_POLICIES:
         raise ConfigError(f"dtype_policy must be one of {list(DTYPE_POLICIES)} or None. Received: {dtype_policy!r}")
     like = likelihoods_lib.get(likelihood)
+    autoregressive.check_decoder(decoder)
     sizes = latent_sizes(latent_dim, latent_layers)
+    # Refused pairs first (e.g. a PixelCNN decoder with a non-Bernoulli likelihood), before any network is built.
+    options_lib.check_model_options(likelihood=like.name, decoder=decoder, latent_layers=latent_layers)
+    build_decoder = autoregressive.build_pixelcnn_decoder if decoder == "pixelcnn" else networks.build_decoder
     with dtype_policy_scope(dtype_policy):
         if len(sizes) > 1:
             from vae_keras.models.hierarchical import build_hierarchical_vae  # a subclass of VAE: imported here
@@ -774,8 +806,8 @@ def build_vae(image_shape, latent_dim=32, network="mlp", hidden=None, likelihood
             return vae
         latent_dim = sizes[0]
         encoder = networks.build_encoder(image_shape, latent_dim, network, hidden, activation, num_classes=num_classes)
-        decoder = networks.build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation,
-                                         num_classes=num_classes)
+        decoder = build_decoder(image_shape, latent_dim, like.params_per_channel, network, hidden, activation,
+                                num_classes=num_classes)
         vae = VAE(encoder, decoder, likelihood=like, num_classes=num_classes, **kwargs)
         vae(vae.example_inputs())  # build all weights
     return vae
