@@ -171,6 +171,15 @@ def test_export_signatures_work_on_the_top_latent(trained, mnist_small, tmp_path
     sample = saved.signatures["sample"](num_samples=tf.constant(7), seed=tf.constant(0))
     assert sample["x_mean"].shape == (7, 28, 28, 1) and sample["z"].shape == (7, 4)
     assert saved.signatures["serving_default"](x=tf.constant(x))["x_mean"].shape == (5, 28, 28, 1)
+    # The log_weights signature samples every layer (noise over all of them, bottom first): the joint model's
+    # importance weights, the same as the library's on the same noise.
+    binary = (x > 0.5).astype("float32")
+    log_w = saved.signatures["log_weights"](x=tf.constant(binary), num_samples=tf.constant(6), seed=tf.constant(3))["log_w"]
+    z_mean, z_log_var = vae._first_posterior(binary)
+    eps = tf.random.stateless_normal([6, 5, vae._noise_dim], seed=[3, 0])
+    expected = sum(t * s for t, s in zip(vae._log_weight_terms(binary, None, z_mean, z_log_var, eps), (1, 1, -1)))
+    assert log_w.shape == (6, 5)
+    np.testing.assert_allclose(log_w, expected, rtol=1e-5, atol=1e-3)
 
 
 def test_cli_trains_two_layers_end_to_end_on_mnist_10k(tmp_path, capsys):

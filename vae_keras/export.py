@@ -112,10 +112,11 @@ def _signature_functions(model):
         return {"x_mean": decode_outputs(z, checked(label), seed=seed)["x_mean"], "z": z}
 
     def log_weights(x, num_samples, seed, label=None):
-        # log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k = mean + sigma * eps_k, eps: seed [seed, 0].
+        # log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k = mean + sigma * eps_k, eps: seed [seed, 0]
+        # (the model's latent hooks: with several stochastic layers eps covers all of them, bottom first).
         label = checked(label)
-        z_mean, z_log_var = model.encode(x, label)
-        eps = tf.random.stateless_normal(tf.stack([num_samples, tf.shape(z_mean)[0], latent_dim]),
+        z_mean, z_log_var = model._first_posterior(x, label)
+        eps = tf.random.stateless_normal(tf.stack([num_samples, tf.shape(z_mean)[0], model._noise_dim]),
                                          seed=tf.stack([seed, 0]))
         log_px, log_pz, log_qz = model._log_weight_terms(x, label, z_mean, z_log_var, eps)
         return {"log_w": log_px + log_pz - log_qz}
