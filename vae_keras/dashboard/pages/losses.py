@@ -15,15 +15,11 @@ def render(sel, listed):
     if long.empty:
         st.info("This model has no training history (assets.extra/history.csv), so there are no curves to draw.")
         return
-    # The loss across the page, its two terms side by side below: three charts in a row were cut at 1024 px
-    # (about 200 px each beside the sidebar: titles and the train/validation legend did not fit).
-    drawn = [name for name in dl.HISTORY_METRICS if (long["metric"] == name).any()]
-    if drawn and drawn[0] == "loss":
-        st.altair_chart(dl.loss_chart(long, "loss", height=280), width="stretch")
-        drawn = drawn[1:]
-    for start in range(0, len(drawn), 2):
-        for col, name in zip(st.columns(2), drawn[start:start + 2]):
-            col.altair_chart(dl.loss_chart(long, name, height=260), width="stretch")
+    # One chart per row, across the page: three in a row were cut at 1024 px (about 200 px each beside the sidebar:
+    # titles cut to "Loss (negative EL…"), and two in a row clipped their titles in Chromium at 1024 and 1400 px.
+    for name in dl.HISTORY_METRICS:
+        if (long["metric"] == name).any():
+            st.altair_chart(dl.loss_chart(long, name, height=240), width="stretch")
     beta = sel.card.get("beta")
     beta = 1.0 if beta is None else float(beta)
     warmup = dl.warmup_note(history, beta)
@@ -42,7 +38,7 @@ def render(sel, listed):
 
 
 def units(sel):
-    """The test KL per latent dim beside the activity with the active-units threshold (the Latent space page's charts).
+    """The test KL per latent dim and the activity with the active-units threshold (the Latent space page's charts).
 
     The threshold is not drawn on the per-epoch KL curve: that curve sums the KL over all dims, and the rule is about
     each dim's activity Var_x E[z_j|x], not its KL."""
@@ -55,8 +51,7 @@ def units(sel):
             st.caption(f"No active-units threshold to draw: {source}")
         return
     kl_bars, activity = dl.units_charts(frame)
-    left, right = st.columns(2)
-    left.altair_chart(kl_bars, width="stretch")
-    right.altair_chart(activity, width="stretch")
+    st.altair_chart(kl_bars, width="stretch")  # one per row, as on the Latent space page: side by side, the
+    st.altair_chart(activity, width="stretch")  # activity's title was cut at 1024 px
     st.caption(dl.active_units_sentence(frame, source) + " The KL curve above is the KL summed over all dims per epoch, "
                "not a dim's activity, so the threshold is drawn on the activity chart, not on that curve.")
