@@ -650,7 +650,8 @@ def test_overview_metrics_have_units_and_download_as_json(app, dashboard_models_
     assert all(v.endswith((" nats", " bits/dim")) or " of " in v for v in values.values()), values
     assert values["Active units"] == "2 of 2"
     labels = [b.proto.label for b in app.get("download_button")]
-    assert labels == ["Download metrics (JSON)"]  # the file itself: tests/test_dashboard_browser.py downloads it
+    # the JSON file itself: tests/test_dashboard_browser.py downloads it; then the two grids' PNGs
+    assert labels == ["Download metrics (JSON)", "Download PNG", "Download PNG"]
     assert card["metrics"]["test_nll"] is not None
 
 

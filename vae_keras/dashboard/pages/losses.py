@@ -16,10 +16,11 @@ def render(sel, listed):
         st.info("This model has no training history (assets.extra/history.csv), so there are no curves to draw.")
         return
     # One chart per row, across the page: three in a row were cut at 1024 px (about 200 px each beside the sidebar:
-    # titles cut to "Loss (negative EL…"), and two in a row clipped their titles in Chromium at 1024 and 1400 px.
+    # titles cut to "Loss (negative EL…"). Each keeps the full height: below about 280 px the title, plot, axis and
+    # legend do not fit, and Chromium clipped the title (seen at 1024 and 1400 px with 240-260 px).
     for name in dl.HISTORY_METRICS:
         if (long["metric"] == name).any():
-            st.altair_chart(dl.loss_chart(long, name, height=240), width="stretch")
+            st.altair_chart(dl.loss_chart(long, name), width="stretch")
     beta = sel.card.get("beta")
     beta = 1.0 if beta is None else float(beta)
     warmup = dl.warmup_note(history, beta)
