@@ -69,9 +69,14 @@ def exported(path):
 def test_overview_and_compare_pictures_are_inline_grids_with_png_downloads(dashboard_models_dir, monkeypatch):
     at = make_app(dashboard_models_dir, monkeypatch, model="tinycond/1")
     assert not at.image  # no media files
-    rec, samples = grids(at)
-    assert len(rec.urls) == 32 and rec.row_headers == ["test", "recon.", "test", "recon."]
-    assert len(samples.urls) == 40 and samples.col_headers == [str(i) for i in range(10)]  # one class per column
+    from vae_keras.dashboard.logic import png_size
+
+    rec, samples = grids(at)  # one picture each, shrinking to its half-page column
+    assert len(rec.urls) == len(samples.urls) == 1
+    (w_rec, h_rec), (w_s, h_s) = [png_size(base64.b64decode(g.urls[0].split(",", 1)[1])) for g in (rec, samples)]
+    assert w_rec / h_rec == pytest.approx(8 / 4, rel=0.05)  # 4 rows of 8: tests, reconstructions, tests, recons
+    assert w_s / h_s == pytest.approx(10 / 4, rel=0.05)  # 4 rows of the 10 classes
+    assert "one class per column in class order" in " ".join(captions(at))
     assert {"dl_overview_rec", "dl_overview_samples"} <= set(downloads(at))
     goto(at, "Compare")
     widget(at.multiselect, "compare_models").set_value(["tinyrgb/1", "tiny/1"])

@@ -29,21 +29,22 @@ def render(sel, listed):
             idx = dl.pick_indices(len(test.x), 16, seed=0)
             x, xm = test.x[idx], out["x_mean"][idx]
             rows = np.concatenate([x[:8], xm[:8], x[8:], xm[8:]])
-            show_grid(dl.tile_pngs(rows, scale), 8, row_headers=["test", "recon.", "test", "recon."],
-                      alt="test image or reconstruction",
-                      download=(dl.grid_download_png(rows, 8, scale), f"{file_stem(sel)}-overview-reconstructions.png",
-                                "dl_overview_rec"))
+            # One picture that shrinks to its half-page column (8 tiles a row scrolled sideways at 1024 px)
+            png = dl.grid_download_png(rows, 8, scale)
+            show_grid([png], 1, alt="test images and reconstructions", fit=True,
+                      download=(png, f"{file_stem(sel)}-overview-reconstructions.png", "dl_overview_rec"))
             st.caption("Rows 1 and 3: test images; rows 2 and 4: their reconstructions")
     with right:
         st.subheader("Random samples")
         ncol = min(len(sel.class_names), 10) if sel.conditional else 8
         labels = sel.labels(4 * ncol, None)
         x = sample_images(sel.key, sel.model, 4 * ncol, 0, 1.0, labels)
-        show_grid(dl.tile_pngs(x, scale), ncol, col_headers=list(sel.class_names) if sel.conditional and ncol == len(sel.class_names) else None,
-                  alt="sample", download=(dl.grid_download_png(x, ncol, scale), f"{file_stem(sel)}-overview-samples.png",
-                                          "dl_overview_samples"))
+        png = dl.grid_download_png(x, ncol, scale)
+        show_grid([png], 1, alt="random samples", fit=True,
+                  download=(png, f"{file_stem(sel)}-overview-samples.png", "dl_overview_samples"))
         st.caption(f"Decoded from z drawn by the model's sampler ({dl.sampler_words(sel.card)}), seed 0"
-                   + (", every class in turn" if sel.conditional else ""))
+                   + (", one class per column in class order" if sel.conditional and ncol == len(sel.class_names)
+                      else ", every class in turn" if sel.conditional else ""))
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Loss curves")
