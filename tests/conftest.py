@@ -75,11 +75,12 @@ def rng():
 
 
 def _dashboard_export_tiny(out_dir, name, image_shape, latent_dim, x_train, x_val, dataset, likelihood="bernoulli",
-                           seed=0, created=None, labels=None, num_classes=None):
+                           seed=0, created=None, labels=None, num_classes=None, sampler=None):
     """Trains a tiny MLP VAE for a few steps and exports it with a history and a model card.
 
     ``created`` overrides the card's timestamp (the dashboard shows the newest model first);
-    ``labels=(y_train, y_val)`` with ``num_classes`` makes a conditional VAE.
+    ``labels=(y_train, y_val)`` with ``num_classes`` makes a conditional VAE; ``sampler="gmm:K"`` fits a mixture
+    to the training images' posterior means after training (the export's `sample` draws from it).
     """
     import json
 
@@ -91,6 +92,8 @@ def _dashboard_export_tiny(out_dir, name, image_shape, latent_dim, x_train, x_va
 
     keras.utils.set_random_seed(seed)
     extra = {} if num_classes is None else {"num_classes": num_classes}
+    if sampler is not None:
+        extra["sampler"] = sampler
     model = build_vae(image_shape, latent_dim=latent_dim, hidden=(16,), likelihood=likelihood, seed=seed, **extra)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     if labels is not None:
@@ -98,6 +101,10 @@ def _dashboard_export_tiny(out_dir, name, image_shape, latent_dim, x_train, x_va
     else:
         x_val = (x_val,)
     history = model.fit(x_train, validation_data=x_val, epochs=3, batch_size=128, verbose=0)
+    if sampler is not None:
+        from vae_keras.latent_density import fit_gmm_sampler
+
+        fit_gmm_sampler(model, x_train)
     rows = history_rows_from_keras(history.history)
     last = rows[-1]
     # Stand-in test metrics (cheap, not measured); test_dashboard_app.py also checks a card that train() wrote.

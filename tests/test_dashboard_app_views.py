@@ -70,7 +70,7 @@ def test_every_quick_click_on_draw_again_counts(dashboard_models_dir, monkeypatc
     # Bug 8: five quick clicks advanced the seed by 2. A click sent before the browser has the previous run's
     # result carries the seed box's old value with it; the old "Draw again" callback added 1 to that old value.
     # Drawing again is now the seed box's +: the browser counts the clicks and sends the newest seed, which is
-    # what a request carries after five quick clicks (tests/test_dashboard_browser_clicks.py clicks in Chromium).
+    # what a request carries after five quick clicks (tests/test_dashboard_browser.py clicks in Chromium).
     at = make_app(dashboard_models_dir, monkeypatch, model="tiny/2", page="Random samples")
     first = grids(at)[0].urls
     assert not [b for b in at.button if b.key == "sample_again"]  # the button that lost clicks is gone

@@ -2,7 +2,8 @@
 
 One server, one browser, one tab: it checks what only a browser shows (issue 16): the metric cards'
 numbers are not cut at 1024 px, Back/Forward walk the user's page and model changes, scrolling over a
-chart scrolls the page, the metrics JSON downloads and parses, bad link parameters are reported.
+chart scrolls the page, the metrics JSON downloads and parses, bad link parameters are reported, quick
+clicks on the seed's + ("draw again") all count, and no response of the session is a 4xx (no expired picture).
 
 Artifacts (test-artifacts/, ignored by git): ``dashboard-<page>-1400.png`` and ``dashboard-<page>-1024.png``
 (full page, every page at both widths), the downloaded ``dashboard-metrics.json`` and ``dashboard-timings.json``
@@ -167,6 +168,9 @@ def test_dashboard_in_chromium(dashboard_url, dashboard_models_dir):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": WIDTH, "height": 900}, accept_downloads=True)
+            failed = []  # every 4xx response and console 404 of the session
+            page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.on("console", lambda m: failed.append(m.text) if m.type == "error" and "404" in m.text else None)
             start = time.perf_counter()
             page.goto(dashboard_url + "?model=tiny%2F2")
             main = page.locator("[data-testid=stMain]")
@@ -176,22 +180,22 @@ def test_dashboard_in_chromium(dashboard_url, dashboard_models_dir):
             expect(main.get_by_role("heading", name="tiny/2")).to_be_visible(timeout=90000)
             timings["first paint: sidebar and title (s)"] = round(time.perf_counter() - start, 3)
             page.wait_for_function(
-                "() => [...document.querySelectorAll('[data-testid=stTabPanel] [data-testid=stImage] img')]"
+                "() => [...document.querySelectorAll('[data-testid=stTabPanel] .vk-grid img')]"
                 ".some(e => e.complete && e.naturalWidth > 0)", timeout=90000)
             timings["first image (s)"] = round(time.perf_counter() - start, 3)
 
             # Overview: reconstructions, samples, the loss chart and the latent scatter, all visible.
             for name in ("Reconstructions", "Random samples", "Loss curves", "Latent space"):
                 expect(panel(page).get_by_role("heading", name=name)).to_be_visible(timeout=60000)
-            overview_images = panel(page).locator("[data-testid=stImage]")
-            expect(overview_images).to_have_count(2, timeout=60000)
+            overview_grids = panel(page).locator(".vk-grid")  # reconstructions and samples, inline
+            expect(overview_grids).to_have_count(2, timeout=60000)
             charts = panel(page).locator("[data-testid=stVegaLiteChart]")
             expect(charts).to_have_count(2, timeout=30000)
             expect(charts.first.locator("svg, canvas").first).to_be_visible(timeout=30000)
             wait_idle(page)
             timings["first load (s)"] = round(time.perf_counter() - start, 3)
             page.wait_for_function(
-                "() => [...document.querySelectorAll('[data-testid=stTabPanel] [data-testid=stImage] img')]"
+                "() => [...document.querySelectorAll('[data-testid=stTabPanel] .vk-grid img')]"
                 ".filter(e => e.complete && e.naturalWidth > 0).length >= 2", timeout=30000)
             # The sidebar names the broken folders with their reasons.
             sidebar = page.locator("[data-testid=stSidebar]")
@@ -231,9 +235,22 @@ def test_dashboard_in_chromium(dashboard_url, dashboard_models_dir):
             expect(panel(page).get_by_text("seed 1,", exact=False)).to_be_visible(timeout=30000)
             shot(page, "Random samples", WIDTH)
 
-            # Loss curves: three vega charts drawn.
+            # Quick clicks (issue 16, bug 8): five clicks 80 ms apart on the seed's + each count (seed 1 -> 6), and no
+            # picture request fails (st.image's media files used to expire between quick reruns: a 404; see `failed`).
+            wait_idle(page)
+            button = panel(page).locator("[data-testid=stNumberInputStepUp]")
+            for _ in range(5):
+                button.click()
+                page.wait_for_timeout(80)
+            expect(panel(page).get_by_text("seed 6,", exact=False)).to_be_visible(timeout=30000)
+            wait_idle(page)
+            page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stTabPanel]:not([hidden]) "
+                                   ".vk-grid img')].every(e => e.complete && e.naturalWidth > 0)", timeout=30000)
+            assert panel(page).locator(".vk-grid img").count() == 36
+
+            # Loss curves: the loss, its two terms, the KL per dim and the activity per dim drawn.
             open_tab(page, "Loss curves", timings)
-            expect(panel(page).locator("[data-testid=stVegaLiteChart]")).to_have_count(4, timeout=30000)
+            expect(panel(page).locator("[data-testid=stVegaLiteChart]")).to_have_count(5, timeout=30000)
             expect(panel(page).locator("[data-testid=stMetric]").first).to_be_visible()
             # Scrolling over a chart scrolls the page (no zoom catches the wheel).
             chart = panel(page).locator("[data-testid=stVegaLiteChart]").first
@@ -299,6 +316,7 @@ def test_dashboard_in_chromium(dashboard_url, dashboard_models_dir):
             expect(main.get_by_text("page 'Bogus', which is not a page", exact=False)).to_be_visible()
             page.wait_for_function("() => !location.search.includes('nope') && !location.search.includes('Bogus')",
                                    timeout=30000)
+            assert not failed, failed  # no 4xx response (or console 404) in the whole session
         finally:
             browser.close()
     (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps(timings, indent=2) + "\n")

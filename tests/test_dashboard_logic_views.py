@@ -113,3 +113,32 @@ def test_the_latent_scatter_names_its_axes_shows_the_image_and_the_manifold_regi
     assert dl.thumbnails(np.zeros((2, 65, 65, 1))) is None  # too large for a tooltip
     assert dl.thumbnails(x, max_bytes=len(dl.thumbnails(x)[0]) * 3) is None  # too many bytes for the chart
     json.dumps(spec)
+
+
+def test_recognition_table_counts_each_class_against_a_confusion_matrix():
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % 4
+    predicted = np.where(rng.random(200) < 0.7, labels, rng.integers(0, 4, 200))
+    frame, overall = dl.recognition_table(labels, predicted, ["a", "b", "c", "d"])
+    confusion = np.zeros((4, 4), int)
+    np.add.at(confusion, (labels, predicted), 1)  # rows: drawn class, columns: seen as
+    np.testing.assert_array_equal(frame["recognised"], np.diag(confusion))
+    np.testing.assert_array_equal(frame["samples"], confusion.sum(1))
+    np.testing.assert_allclose(frame["share"], np.diag(confusion) / confusion.sum(1))
+    assert frame["most often seen as"].tolist() == [["a", "b", "c", "d"][k] for k in confusion.argmax(1)]
+    assert overall == pytest.approx(np.trace(confusion) / 200)
+    with pytest.raises(ValueError, match="same shape"):
+        dl.recognition_table(labels, predicted[:-1], ["a", "b", "c", "d"])
+
+
+def test_sample_quality_figures_and_sampler_words_from_the_card():
+    card = {"metrics": {"test_sample_fd": 1234.5, "test_sample_precision": 0.25, "test_sample_recall": 1.0,
+                        "test_sample_quality": "500 random samples"}}
+    figures = {label: (value, help_text) for label, value, help_text in dl.sample_quality_figures(card)}
+    assert list(figures) == ["Sample FD", "Sample precision", "Sample recall"]  # no class accuracy in this card
+    assert figures["Sample FD"][0] == f"{dl.compact_number(1234.5, 2)} (lower is better)"
+    assert figures["Sample precision"][0] == "25.0 %" and figures["Sample recall"][0] == "100.0 %"
+    assert all("Measured on 500 random samples." in h for _, h in figures.values())
+    assert dl.sample_quality_figures({"metrics": {}}) == []
+    assert dl.sampler_words({"sampler": {"name": "gmm:5"}, "prior": "vamp"}).startswith("z ~ the gmm:5 mixture")
+    assert dl.sampler_words({"prior": "mog", "sampler": None}) == "z ~ the learned 'mog' prior"

@@ -226,8 +226,6 @@ class ExportedVAE:
         temperature (it is refused). A conditional model needs ``label``: one class for all samples, or one
         per sample.
         """
-        import tensorflow as tf
-
         checks.check_integer("num_samples", num_samples, 0, numpy=True)
         checks.check_number("temperature", temperature)
         if temperature != 1.0 and self.prior != "standard":
@@ -241,9 +239,19 @@ class ExportedVAE:
                               f"mixture ({sampler}): use temperature 1.")
         if temperature == 1.0:
             return self._call("sample", num_samples=np.int32(num_samples), seed=np.int32(seed), **labels)
-        z = tf.random.stateless_normal([int(num_samples), self.latent_dim], seed=[seed, 0]).numpy() * np.float32(temperature)
+        z = self.standard_normal_z(num_samples, seed) * np.float32(temperature)
         out = self._call("decode", z=z, **labels)
         return {"x_mean": out["x_mean"], "z": z}
+
+    def standard_normal_z(self, num_samples, seed=0):
+        """z ~ N(0, I) [num_samples, latent_dim] (float32 numpy), TensorFlow's stateless normal with seed [seed, 0]:
+        the codes `sample` scales by a temperature, and the dashboard decodes as the standard prior's samples beside
+        a fitted mixture's (whose `sample` signature draws from the mixture)."""
+        import tensorflow as tf
+
+        checks.check_integer("num_samples", num_samples, 0, numpy=True)
+        seed = int(np.int32(np.int64(seed) & 0xFFFFFFFF)) if not -2**31 <= int(seed) < 2**31 else int(seed)
+        return tf.random.stateless_normal([int(num_samples), self.latent_dim], seed=[seed, 0]).numpy()
 
 
 def check_signatures(signatures, where="the SavedModel", conditional=False):

@@ -276,6 +276,20 @@ def cached_path(data):
     return os.path.join(cache_dir(), "classifiers", f"{name}-{content_hash(data)}.weights.h5")
 
 
+def find_classifier(data):
+    """The shipped or cached feature classifier of ``data`` (an `ImageData`), or None when it has neither: it
+    never trains one (the dashboard uses this; `get_classifier` trains and caches a missing one)."""
+    _require_labels(data)
+    if data.name in SHIPPED:
+        classifier = load_classifier(shipped_path(data.name))
+        if classifier.info["content_hash"] == content_hash(data):
+            return classifier
+    path = cached_path(data)
+    if os.path.exists(path) and os.path.exists(_record_path(path)):
+        return load_classifier(path)
+    return None
+
+
 def get_classifier(data, progress=True):
     """The feature classifier of ``data`` (an `ImageData`, or a dataset spec): the shipped one for
     ``mnist-10k``, else the cached one, trained and cached on first use."""
@@ -283,15 +297,10 @@ def get_classifier(data, progress=True):
         from vae_keras.data import load_images
 
         data = load_images(data)
-    _require_labels(data)
-    if data.name in SHIPPED:
-        path = shipped_path(data.name)
-        classifier = load_classifier(path)
-        if classifier.info["content_hash"] == content_hash(data):
-            return classifier
+    classifier = find_classifier(data)
+    if classifier is not None:
+        return classifier
     path = cached_path(data)
-    if os.path.exists(path) and os.path.exists(_record_path(path)):
-        return load_classifier(path)
     if progress:
         print(f"vae-keras: training the sample-quality classifier of {data.name!r} ({len(data.x_train):,} images, "
               f"{CLASSIFIER_EPOCHS} epochs; once, then cached in {path})", file=sys.stderr, flush=True)

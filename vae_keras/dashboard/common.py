@@ -70,8 +70,36 @@ def sample_images(model_key, _model, n, seed, temperature, labels=None):
     return np.asarray(_model.sample(n, seed=seed, temperature=temperature, **with_labels(labels))["x_mean"])
 
 
-def sample_png(model_key, _model, n, seed, temperature, ncol, scale, labels=None):
-    return dl.grid_png(sample_images(model_key, _model, n, seed, temperature, labels), ncol=ncol, scale=scale)
+@st.cache_data(show_spinner="Sampling from the prior…", max_entries=64)
+def standard_prior_images(model_key, _model, n, seed):
+    """The decoder means of ``n`` codes z ~ N(0, I) of the standard prior (TensorFlow's stateless normal, seed
+    [seed, 0]: `ExportedVAE.standard_normal_z`) through `decode`, for a model whose `sample` draws from a fitted
+    mixture (an unconditional model: a mixture sampler is refused with classes)."""
+    return np.asarray(_model.decode(_model.standard_normal_z(n, seed))["x_mean"])
+
+
+@st.cache_resource(show_spinner="Loading the sample-quality classifier…", max_entries=4)
+def sample_classifier(spec):
+    """``(classifier, None)``: the dataset's shipped or cached sample-quality classifier
+    (`vae_keras.sample_quality.find_classifier`), or ``(None, reason)``. It never trains one: that takes minutes."""
+    from vae_keras import sample_quality
+    from vae_keras.data import load_images
+
+    try:
+        classifier = sample_quality.find_classifier(load_images(spec))
+    except VaeKerasError as e:
+        return None, str(e)
+    if classifier is None:
+        return None, (f"{spec!r} has no trained sample-quality classifier yet (the dashboard does not train one: it takes "
+                      f"minutes). Train it once: `python -m vae_keras.sample_quality --train {spec}`")
+    return classifier, None
+
+
+@st.cache_data(show_spinner="Classifying the samples…", max_entries=32)
+def predicted_classes(model_key, _model, spec, _classifier, n, seed, temperature, labels):
+    """The class the sample-quality classifier of dataset ``spec`` sees in each of the ``n`` samples that
+    `sample_images` draws with the same arguments."""
+    return np.asarray(_classifier.predict(sample_images(model_key, _model, n, seed, temperature, labels)))
 
 
 @st.cache_data(show_spinner="Decoding…", max_entries=64)

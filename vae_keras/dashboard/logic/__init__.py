@@ -10,6 +10,7 @@ One module per concern, all re-exported here:
 - :mod:`.links`: the address bar's model and page (links, Back/Forward).
 - :mod:`.units`: which latent dims are used (per-dim KL and activity, the active-units rule) and their chart;
 - :mod:`.scatter`: the latent scatter with image tooltips and the manifold's region;
+- :mod:`.quality`: the card's sample-quality figures and how often samples are recognised as their class;
 - :mod:`.gallery`: image grids as HTML with inline images, and the PNG/CSV files offered for download.
 
 Nothing here imports Streamlit or, at import, TensorFlow (test images and uploads import
@@ -36,6 +37,7 @@ from vae_keras.dashboard.logic.cards import (  # noqa: F401
     nll_words,
     over_test_images,
     resolve_models_dir,
+    sampler_words,
     short_dataset,
     short_reason,
     train_command,
@@ -96,6 +98,7 @@ from vae_keras.dashboard.logic.pictures import (  # noqa: F401
     rows_png,
     upscale,
 )
+from vae_keras.dashboard.logic.quality import SAMPLE_QUALITY, recognition_table, sample_quality_figures  # noqa: F401
 from vae_keras.dashboard.logic.scatter import latent_scatter, manifold_region, thumbnails  # noqa: F401
 from vae_keras.dashboard.logic.units import (  # noqa: F401
     UNIT_SORTS,

@@ -178,10 +178,19 @@ COMPARE_METRICS = (
     ("test_nll", "test NLL (nats)", "lower is better: importance-weighted −log p(x); see 'test NLL is'"),
     ("test_elbo", "test ELBO (nats)", "higher is better"),
     ("test_kl", "test KL (nats)", "KL(q(z|x) ‖ p(z)) on the test images"),
-    ("test_active_units", "active units", "latent dims the encoder really uses"),
+    ("test_active_units", "active units", f"latent dims the encoder really uses: {ACTIVE_UNIT_RULE}"),
     ("test_bits_per_dim", "bits/dim", "test NLL in bits per pixel, only for a discrete likelihood of discrete images"),
     ("final_loss", "final train loss (nats)", "at the epoch whose weights were exported, with its KL weight"),
     ("final_val_loss", "final val loss (nats)", "at the epoch whose weights were exported"),
+    # Sample quality (vae-keras train --sample-quality N): the columns of vae_keras.dashboard.logic.quality
+    ("test_sample_fd", "sample FD", "Fréchet distance of random samples to the test images in the dataset "
+     "classifier's features; lower is better"),
+    ("test_sample_precision", "sample precision", "share of samples inside the test images' feature manifold "
+     "(realism, 0 to 1); higher is better"),
+    ("test_sample_recall", "sample recall", "share of test images inside the samples' feature manifold "
+     "(variety, 0 to 1); higher is better"),
+    ("test_sample_class_accuracy", "sample class accuracy", "share of a conditional model's samples the classifier "
+     "recognises as their class (0 to 1); higher is better"),
 )
 
 
@@ -331,6 +340,21 @@ def class_names(card):
     if names and len(names) == k:
         return [str(n) for n in names]
     return [str(i) for i in range(int(k))]
+
+
+def sampler_words(card):
+    """Where a model's random samples' z come from, in words (the card's ``prior`` and ``sampler``).
+
+    Example:
+    >>> sampler_words({}), sampler_words({"prior": "vamp"}), sampler_words({"sampler": {"name": "gmm:10"}})
+    ('z ~ N(0, I)', "z ~ the learned 'vamp' prior", "z ~ the gmm:10 mixture fitted to the training images' posterior means")
+    """
+    card = card or {}
+    sampler = (card.get("sampler") or {}).get("name", "prior")
+    prior = card.get("prior") or "standard"
+    if sampler != "prior":
+        return f"z ~ the {sampler} mixture fitted to the training images' posterior means"
+    return "z ~ N(0, I)" if prior == "standard" else f"z ~ the learned {prior!r} prior"
 
 
 def condition_labels(n, cls, num_classes):

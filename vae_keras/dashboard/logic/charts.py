@@ -91,7 +91,8 @@ def loss_chart(long, metric_name, height=340, color="split", dash=None, title=No
         "y": alt.Y("value:Q", title=UNITS[unit] + (" (log scale)" if log else ""),
                    scale=alt.Scale(type="log", padding=SCALE_PADDING) if log else
                    alt.Scale(zero=False, padding=SCALE_PADDING)),
-        "color": alt.Color(f"{color}:N", title=color, scale=alt.Scale(**colors),
+        # No legend title for train / validation: the entries say it (a title did not fit a half-width chart)
+        "color": alt.Color(f"{color}:N", title=None if color == "split" else color, scale=alt.Scale(**colors),
                            legend=alt.Legend(orient="bottom", direction="horizontal")),
         "tooltip": [c for c in ("model", "split", "epoch") if c in data.columns]
         + [alt.Tooltip("value:Q", title=unit, format=",.4f" if unit == "bits/dim" else ",.2f")],

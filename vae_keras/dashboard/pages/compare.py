@@ -4,10 +4,11 @@ Each model keeps its colour (`dl.model_colors` over every listed model) and the 
 which the models were chosen; the model shown in the sidebar is always among the compared ones.
 """
 
+import numpy as np
 import streamlit as st
 
 from vae_keras.dashboard import logic as dl
-from vae_keras.dashboard.common import SEED_MAX, history_of, no_test_images, sample_png
+from vae_keras.dashboard.common import SEED_MAX, file_stem, history_of, no_test_images, sample_images, show_grid
 from vae_keras.errors import VaeKerasError
 
 TITLE = "Compare"
@@ -34,18 +35,29 @@ COUNTS = ("latent dim", "parameters", "epochs", "active units")
 
 
 def with_separators(table):
-    """The metrics table with thousands separators (counts as integers, bits/dim with 4 decimals, the rest
-    with 2); the values stay numbers, so the columns still sort numerically."""
+    """The metrics table with thousands separators (counts as integers, bits/dim with 4 decimals, shares with 3,
+    the rest with 2); the values stay numbers, so the columns still sort numerically."""
     import pandas as pd
 
     numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     style = table.style.format(na_rep="–")
     for fmt, cols in (("{:,.0f}", [c for c in numeric if c in COUNTS]),
                       ("{:,.4f}", [c for c in numeric if c == "bits/dim"]),
-                      ("{:,.2f}", [c for c in numeric if c not in COUNTS and c != "bits/dim"])):
+                      ("{:.3f}", [c for c in numeric if c in SHARES]),
+                      ("{:,.2f}", [c for c in numeric if c not in COUNTS + SHARES and c != "bits/dim"])):
         if cols:
             style = style.format(fmt, subset=cols, na_rep="–")
     return style
+
+
+SHARES = ("sample precision", "sample recall", "sample class accuracy")
+
+
+def column_help(table):
+    """Each metric column's meaning (`dl.COMPARE_METRICS`), shown when the pointer rests on its header; the
+    active units' names the rule."""
+    return {title: st.column_config.Column(help=help_text) for _, title, help_text in dl.COMPARE_METRICS
+            if title in table.columns}
 
 
 def render(sel, listed):
@@ -72,7 +84,7 @@ def render(sel, listed):
 
     st.subheader("Metrics")
     table = dl.comparison_table([(s.label, s.card) for s in models])
-    st.dataframe(with_separators(table))
+    st.dataframe(with_separators(table), column_config=column_help(table))
 
     st.subheader("Loss curves")
     c1, c2, c3 = st.columns([2, 3, 1], vertical_alignment="bottom")
@@ -106,7 +118,7 @@ def render(sel, listed):
     groups = {}
     for s in models:
         groups.setdefault((s.card.get("dataset"), tuple(s.model.image_shape)), []).append(s)
-    for (dataset, shape), group in groups.items():
+    for g, ((dataset, shape), group) in enumerate(groups.items()):
         if len(groups) > 1:
             st.markdown(f"**{dl.short_dataset(dataset)}** ({'×'.join(map(str, shape))})")
         test, out = group[0].test()
@@ -116,18 +128,25 @@ def render(sel, listed):
         idx = dl.pick_indices(len(test.x), n, seed=seed)
         scale = dl.display_scale(shape[0], target=56)
         rows = [("input", test.x[idx])] + [(s.label, s.test()[1]["x_mean"][idx]) for s in group]
-        for name, images in rows:
-            left, right = st.columns([1, 6], vertical_alignment="center")
-            left.markdown(f"**{name}**")
-            right.image(dl.grid_png(images, ncol=len(images), scale=scale), output_format="PNG")
+        images = np.concatenate([part for _, part in rows])
+        show_grid(dl.tile_pngs(images, scale), len(idx), row_headers=[name for name, _ in rows],
+                  alt="test image or reconstruction",
+                  download=(dl.grid_download_png(images, len(idx), scale),
+                            f"compare-reconstructions-{dl.short_dataset(dataset)}.png", f"dl_compare_rec_{g}"))
 
     st.subheader("Random samples, side by side")
     per_row = 4
     for start in range(0, len(models), per_row):
         cols = st.columns(per_row)
-        for col, s in zip(cols, models[start:start + per_row]):
+        for col, (i, s) in zip(cols, enumerate(models[start:start + per_row], start)):
             ncol = min(len(s.class_names), 4) if s.conditional else 4
-            col.image(sample_png(s.key, s.model, 16, int(seed), 1.0, ncol, dl.display_scale(s.h, target=40),
-                                 s.labels(16, None)), output_format="PNG", caption=s.label)
-    st.caption(f"16 samples of each model decoded from z ~ N(0, I) with seed {seed}"
+            scale = dl.display_scale(s.h, target=40)
+            x = sample_images(s.key, s.model, 16, int(seed), 1.0, s.labels(16, None))
+            with col:
+                st.markdown(f"**{s.label}**")
+                show_grid(dl.tile_pngs(x, scale), ncol, alt=f"sample of {s.label}",
+                          download=(dl.grid_download_png(x, ncol, scale), f"{file_stem(s)}-samples-seed{seed}.png",
+                                    f"dl_compare_samples_{i}"))
+    st.caption(f"16 samples of each model, seed {seed}, each drawn by the model's own sampler (the prior, or a fitted "
+               "mixture: see each model's Random samples page)"
                + (" (conditional models: every class in turn)" if any(s.conditional for s in models) else "") + ".")
