@@ -29,7 +29,8 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
 
     checkpoints = results["settings"]["checkpoints"]
     runs = results["datasets"]["mnist-10k"]["runs"]
-    assert set(runs) == {"vae_keras", "keras_example", "burda2016", "burda2016_b100"}
+    assert set(runs) == {"vae_keras", "keras_example", "burda2016", "burda2016_b100", "vae_keras+mog"}
+    assert checkpoints[0] == pytest.approx(results["settings"]["budget"] / 12)  # the "within 20 s of 240" checkpoint
     for name, r in runs.items():
         assert [p["checkpoint"] for p in r["points"]] == checkpoints, name
         assert all(math.isfinite(p["nll"]) and p["nll"] > 0 for p in r["points"]), name
@@ -40,12 +41,24 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
     # vae_keras's run is the CLI's default configuration, only the time limit set.
     assert runs["vae_keras"]["config"]["time_limit"] == results["settings"]["budget"]
     assert runs["vae_keras"]["config"]["model"] == "mlp"
+    # the quick run's variant (mog: the cheapest learned prior): the default's configuration plus its one override, trained for the same budget
+    default_config, variant_config = runs["vae_keras"]["config"], runs["vae_keras+mog"]["config"]
+    assert variant_config["prior"] == "mog" and default_config["prior"] == "standard"
+    assert {k for k in default_config if default_config[k] != variant_config[k]} == {"prior"}
+    # the default's final weights sampled a second time through a fitted gmm:10 sampler (no second training)
+    rescored = runs["vae_keras"]["sample_quality_samplers"]["gmm:10"]
+    assert rescored["num_samples"] == 100 and rescored["fd"] > 0 and rescored["fd"] != runs["vae_keras"]["sample_quality"]["fd"]
     comparison = results["datasets"]["mnist-10k"]["comparison"]
     # the headline margin is against the strongest baseline: the lowest final NLL of all three
-    finals = {m: r["points"][-1]["nll"] for m, r in runs.items() if m != "vae_keras"}
+    finals = {m: r["points"][-1]["nll"] for m, r in runs.items() if not m.startswith("vae_keras")}  # the baselines
     assert comparison["better_baseline"] == min(finals, key=finals.get)
     assert comparison["baselines_compared"] == sorted(finals)
     assert math.isfinite(comparison["margin_nats"])
+    family = {m: r["points"][-1]["nll"] for m, r in runs.items() if m.startswith("vae_keras")}
+    assert comparison["best_vae_keras"]["model"] == min(family, key=family.get)
+    assert set(comparison["targets"]) == {"nll", "margin", "early", "fd"}
+    assert comparison["targets"]["nll"] is None  # the 227-nat target is Fashion-MNIST's
+    assert comparison["targets"]["early"]["checkpoint"] == pytest.approx(checkpoints[0])
 
     throughput = results["throughput"]["variants"]
     assert throughput["plain_keras_example"]["median"] > 0 and throughput["vae_keras"]["median"] > 0
@@ -63,7 +76,17 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "NLL @ 2 s" in markdown and "nll_vs_time.png" in markdown and "ratio vs plain" in markdown
     assert "| Fréchet distance | precision | recall |" in markdown and "strongest baseline" in markdown
+    assert "| vae_keras variant `mog`: default + prior=mog |" in markdown  # in the NLL and the quality table
+    assert markdown.count("| vae_keras variant `mog`: default + prior=mog |") == 2
+    assert "| vae_keras default + gmm:10 (same weights, fitted mixture sampler) | 100 |" in markdown
+    assert "Best vae_keras variant (lowest final NLL of the default and its variants):" in markdown
+    assert "Issue 14's targets for the default model:" in markdown and "within 0.17 s:" in markdown
     assert (tmp_path / "nll_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # --render rebuilds the same report, new rows and paragraphs included, from results.json alone
+    (tmp_path / "RESULTS.md").unlink()
+    run.main(["--render", str(tmp_path / "results.json")])
+    assert (tmp_path / "RESULTS.md").read_text() == markdown
 
 
 def test_steps_are_counted_from_keras_indices_with_several_steps_per_execution():
@@ -227,3 +250,58 @@ def test_the_batch_100_baseline_starts_from_the_data_mean():
     np.testing.assert_allclose(1 / (1 + np.exp(-bias)), expected, rtol=1e-4, atol=1e-6)
     assert baselines.BASELINES["burda2016_b100"][1] == 100 and "burda2016_b100" in baselines.OUTPUT_BIAS_FROM_MEAN
     keras.backend.clear_session()
+
+
+def test_variants_are_the_default_plus_named_overrides_checked_before_training():
+    from benchmarks import run
+    from vae_keras.errors import ConfigError
+
+    variants = run.parse_variants("vamp, iwae-dreg,small=prior:mog;prior_components:3;learning_rate:2e-3;output_bias_init:false")
+    assert variants == {"vamp": {"prior": "vamp"},
+                        "iwae-dreg": {"objective": "iwae", "iw_samples": 5, "iwae_gradient": "dreg"},
+                        "small": {"prior": "mog", "prior_components": 3, "learning_rate": 0.002,
+                                  "output_bias_init": False}}
+    assert run.parse_variants("") == {}
+    for spec, message in [("nope", "unknown variant 'nope'"), ("x=prior", "each override is key:value"),
+                          ("x=time_limit:3", "time_limit is set by the benchmark"), ("vamp,vamp", "twice"),
+                          ("x=prior:nope", "--variants x (prior=nope)"), ("x=not_a_field:1", "not_a_field"),
+                          ("x=", "no overrides")]:
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+            run.parse_variants(spec)
+
+
+def _run(points, fd=None):
+    r = {"points": [{"checkpoint": c, "nll": n} for c, n in points]}
+    if fd is not None:
+        r["sample_quality"] = {"fd": fd}
+    return r
+
+
+def test_the_issue_targets_are_checked_against_the_strongest_baseline():
+    """Hand-made numbers: each target is met or not by the rule in words (20 s of 240; the baseline with the
+    lowest FD for the sample target, which need not be the lowest-NLL one)."""
+    import numpy as np
+
+    from benchmarks import run
+
+    cps = (20.0, 30.0, 240.0)
+    runs = {"vae_keras": _run(zip(cps, (229.0, 228.0, 226.0)), fd=10.0),
+            "vae_keras+mog": _run(zip(cps, (229.0, 226.0, 224.0)), fd=30.0),
+            "burda2016_b100": _run(zip(cps, (240.0, 238.0, 236.5)), fd=30.0),
+            "keras_example": _run(zip(cps, (300.0, 290.0, 280.0)), fd=19.0)}
+    per_image = {m: -np.full(4, r["points"][-1]["nll"]) for m, r in runs.items()}
+    c = run.compare(runs, per_image, dataset="fashion", budget=240.0)
+    assert c["better_baseline"] == "burda2016_b100" and c["margin_nats"] == pytest.approx(10.5)
+    assert c["best_vae_keras"]["model"] == "vae_keras+mog" and c["best_vae_keras"]["margin_nats"] == pytest.approx(12.5)
+    assert c["best_vae_keras"]["first_checkpoint_reaching_better_baseline_final"] == 20.0
+    t = c["targets"]
+    assert t["nll"] == {"met": True, "nll": 226.0, "threshold": 227.0}
+    assert t["margin"]["met"] and t["margin"]["margin_nats"] == pytest.approx(10.5)
+    assert t["early"]["met"] and t["early"]["checkpoint"] == 20.0
+    assert t["fd"]["baseline"] == "keras_example" and not t["fd"]["met"] and t["fd"]["ratio"] == pytest.approx(10 / 19)
+
+    runs["vae_keras"] = _run(zip(cps, (237.0, 230.0, 227.5)), fd=9.5)
+    t = run.compare(runs, per_image, dataset="fashion", budget=240.0)["targets"]
+    assert not t["nll"]["met"] and not t["margin"]["met"] and not t["early"]["met"] and t["fd"]["met"]
+    assert run.compare(runs, per_image, dataset="mnist-10k", budget=240.0)["targets"]["nll"] is None
+    assert run.compare(runs, per_image, dataset="fashion", budget=120.0)["targets"]["early"] is None  # no 10-s point
