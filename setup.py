@@ -38,7 +38,7 @@ setup(
     extras_require={
         # vae-keras dashboard / vae_keras.dashboard; Streamlit as tested (the app uses bind="query-params" and lazy tabs)
         "dashboard": ["streamlit>=1.67", "altair>=5", "pandas>=2.2"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "playwright>=1.50"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "hypothesis>=6.100", "playwright>=1.50"],
     },
     entry_points={"console_scripts": ["vae-keras=vae_keras.cli:main"]},
     classifiers=[

@@ -31,7 +31,7 @@ WIDTH = 1400
 NARROW = 1024  # the narrowest width the layout must stay readable at
 PAGES = ("Overview", "Reconstructions", "Random samples", "Loss curves", "Latent space", "Compare")
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("dashboard")]  # one worker for the dashboard tests
 
 
 def skip_without_chromium():
