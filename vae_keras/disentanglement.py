@@ -27,11 +27,17 @@ SAP               Kumar et al. 2018. For every (code, factor): a linear SVM     
                   factors are discrete, disentanglement_lib's ``continuous_factors=False``);
                   per factor, the gap between the best and the second best code; the
                   mean over factors.
-DCI               Eastwood & Williams 2018, with scikit-learn's                          10,000 training and
-                  ``GradientBoostingClassifier()`` (its defaults: 100 trees of depth 3,  5,000 test images
-                  as disentanglement_lib; ``random_state=seed`` added so a run repeats)
-                  per factor; the importance matrix R[code, factor] is the trees'
-                  ``feature_importances_``. Disentanglement: 1 - the entropy (base
+DCI               Eastwood & Williams 2018, one predictor per factor; the importance     10,000 training and
+                  matrix R[code, factor] is its ``feature_importances_``. The default   5,000 test images
+                  ``predictor="forest"``: scikit-learn's ``RandomForestClassifier``
+                  (Eastwood & Williams' random forest; ``n_estimators=20``,
+                  ``max_depth=8``, ``max_features=None`` so every split may use any
+                  code and a code that carries nothing about the factor gets next to
+                  no importance, ``random_state=seed``, ``n_jobs`` = the cores this
+                  process may use), impurity-based importances; seconds at 10,000
+                  images. ``predictor="gbt"``: ``GradientBoostingClassifier()`` (its
+                  defaults, 100 stages of depth-3 trees, one tree per class and stage,
+                  exactly as disentanglement_lib; ``random_state=seed``); minutes. Disentanglement: 1 - the entropy (base
                   #factors) of each code's row, weighted by the code's share of the total
                   importance. Completeness: 1 - the entropy (base #codes) of each
                   factor's column, weighted likewise. Informativeness: the classifiers'
@@ -48,9 +54,10 @@ beta-VAE score    Higgins et al. 2017. A sample: fix one factor (chosen uniforml
 ================  =====================================================================  ===========================
 
 Cost at the default sizes (10,000 images, measured on a shared 2-core machine; README "Disentanglement
-metrics"): seconds for MIG, SAP, the FactorVAE and beta-VAE scores and DCI with the lasso, plus the
-encoder's time (the FactorVAE score encodes 970,000 images, the beta-VAE score 1,920,000); DCI with
-boosted trees about 4.5 s of CPU per factor value (one tree per class and stage): minutes for dSprites.
+metrics"): seconds for MIG, SAP, the FactorVAE and beta-VAE scores, DCI with the random forest and DCI
+with the lasso, plus the encoder's time (the FactorVAE score encodes 970,000 images, the beta-VAE score
+1,920,000); DCI with boosted trees about 4.5 s of CPU per factor value (one tree per class and stage):
+minutes for dSprites.
 
 Seeds: every metric starts from its own ``np.random.RandomState(seed)`` (``seed=0`` by default, as
 disentanglement_lib's ``evaluation.random_seed = 0``), so a metric gives the same number whether it
@@ -415,9 +422,9 @@ def _train_test_sets(represent, ground_truth, num_train, num_test, seed, sizes, 
 
 def dci(represent, ground_truth, num_train=NUM_TRAIN, num_test=NUM_TEST, seed=0, predictor=DCI_PREDICTOR,
         chunk_size=CHUNK_SIZE):
-    """DCI disentanglement / completeness / informativeness (Eastwood & Williams 2018) with gradient
-    boosted trees (``predictor="gbt"``, disentanglement_lib's) or the lasso (``"lasso"``, much faster).
-    See the module docstring."""
+    """DCI disentanglement / completeness / informativeness (Eastwood & Williams 2018) with a random forest
+    (``predictor="forest"``, the default; seconds), gradient boosted trees (``"gbt"``, disentanglement_lib's;
+    minutes) or the lasso (``"lasso"``). See the module docstring."""
     checks.check_choice("predictor", predictor, DCI_PREDICTORS)
     _, sizes = _check_common(ground_truth, seed, chunk_size, num_train=num_train, num_test=num_test)
     (train_codes, train_factors), (test_codes, test_factors) = _train_test_sets(
@@ -529,8 +536,9 @@ def evaluate_disentanglement(represent, ground_truth, num_train=NUM_TRAIN, num_t
             None: ``num_train // 2`` (disentanglement_lib: 5,000).
         seed: every metric starts from ``np.random.RandomState(seed)``: the numbers are those of the
             metric functions called one by one with the same arguments.
-        dci_predictor: ``"gbt"`` (disentanglement_lib's gradient boosted trees; minutes at the
-            default sizes) or ``"lasso"`` (Eastwood & Williams' lasso; seconds).
+        dci_predictor: ``"forest"`` (the default: a random forest, seconds), ``"gbt"``
+            (disentanglement_lib's gradient boosted trees; minutes at the default sizes) or ``"lasso"``
+            (Eastwood & Williams' lasso; seconds).
         chunk_size: images rendered and represented at once (memory only).
         metrics: a subset of METRICS.
 
