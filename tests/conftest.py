@@ -193,3 +193,17 @@ def dashboard_single_model_dir(dashboard_models_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("dashboard_single") / "models"
     shutil.copytree(os.path.join(dashboard_models_dir, "tiny", "2"), out / "tiny" / "1")
     return out
+
+
+@pytest.fixture(scope="session")
+def dashboard_factors_dir(tmp_path_factory):
+    """A models folder with ``sprites/1``: a tiny unconditional 64x64x1 MLP VAE (3-D latent) trained a few steps
+    on dsprites images, its card naming the dataset ``dsprites`` (which has factors of variation)."""
+    from vae_keras import data
+
+    out = tmp_path_factory.mktemp("dashboard_factors") / "models"
+    out.mkdir()
+    sprites = data.load_images("dsprites")
+    _dashboard_export_tiny(out, "sprites", (64, 64, 1), 3, data.to_float(sprites.x_train[:512]),
+                           data.to_float(sprites.x_test[:256]), "dsprites", seed=0)
+    return out

@@ -305,3 +305,49 @@ def test_the_issue_targets_are_checked_against_the_strongest_baseline():
     assert not t["nll"]["met"] and not t["margin"]["met"] and not t["early"]["met"] and t["fd"]["met"]
     assert run.compare(runs, per_image, dataset="mnist-10k", budget=240.0)["targets"]["nll"] is None
     assert run.compare(runs, per_image, dataset="fashion", budget=120.0)["targets"]["early"] is None  # no 10-s point
+# ------------------------------------------------------------------------------------------------
+# benchmarks.disentanglement (issue 17)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_quick_disentanglement_benchmark_writes_the_json_and_the_table(tmp_path):
+    import numpy as np
+
+    from benchmarks import disentanglement
+
+    disentanglement.main(["--quick", "--output-dir", str(tmp_path)])
+
+    results = json.loads((tmp_path / "disentanglement.json").read_text())
+    assert results["settings"]["quick"] is True and results["machine"]["nproc"] >= 1
+    runs = results["runs"]
+    assert [(r["model"], r["seed"]) for r in runs] == [("vae", 0), ("beta_tcvae", 0)]
+    for r in runs:
+        assert r["steps"] > 0 and len(r["load_average_before"]) == 3 and len(r["load_average_after"]) == 3
+        m = r["metrics"]
+        for key in ("mig", "dci_disentanglement", "dci_completeness", "factorvae_score"):
+            assert 0.0 <= m[key] <= 1.0, key
+        assert np.asarray(m["mutual_information"]).shape == (10, 5)
+    assert runs[1]["config"]["objective"] == "tcvae" and runs[1]["config"]["beta"] == 6.0
+    assert runs[0]["config"]["kl_warmup_epochs"] == 0
+    markdown = (tmp_path / "DISENTANGLEMENT.md").read_text()
+    assert "| VAE | " in markdown and "| beta-TCVAE (beta 6) | " in markdown
+    assert "Not comparable with Locatello et al. 2019" in markdown
+
+
+def test_the_disentanglement_table_shows_each_model_median_and_range():
+    """The table's cells against numpy's median / min / max of the runs (three seeds, one model)."""
+    from benchmarks import disentanglement
+
+    values = {"mig": [0.30, 0.10, 0.12], "dci_disentanglement": [0.5, 0.7, 0.66], "factorvae_score": [0.9, 0.8, 1.0]}
+    runs = [{"model": "beta_tcvae", "seed": s, "train_seconds": 60.0, "steps": 100 + s, "images_seen": 12800,
+             "load_average_before": [1.0, 1.0, 1.0], "load_average_after": [2.0, 2.0, 2.0],
+             "metrics": {**{k: v[s] for k, v in values.items()}, "dci_completeness": 0.4, "dci_informativeness": 0.9,
+                         "seconds": {"mig_dci_incl_encoding": 1.0, "factorvae_score_incl_encoding": 2.0}}}
+            for s in range(3)]
+    results = {"command": "python -m benchmarks.disentanglement", "started": "today", "total_seconds": 60.0,
+               "machine": {"nproc": 2, "cpu_model": "cpu", "tensorflow": "2"}, "runs": runs,
+               "settings": {"budget": 60.0, "seeds": [0, 1, 2], "models": ["beta_tcvae"], "metric_samples": 1000,
+                            "votes": 100, "common": disentanglement.COMMON}}
+    markdown = disentanglement.render_markdown(results)
+    assert "| beta-TCVAE (beta 6) | 101 | 0.120 (0.100–0.300) | 0.660 (0.500–0.700) | 0.900 (0.800–1.000) |" in markdown
+    assert "| beta-TCVAE (beta 6) | 2 | 60.0 | 102 | 0.120 | 0.660 | 1.000 | 3 | 1.0 1.0 1.0 | 2.0 2.0 2.0 |" in markdown

@@ -29,7 +29,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WIDTH = 1400
 NARROW = 1024  # the narrowest width the layout must stay readable at
-PAGES = ("Overview", "Reconstructions", "Random samples", "Loss curves", "Latent space", "Compare")
+PAGES = ("Overview", "Reconstructions", "Random samples", "Loss curves", "Latent space", "Factors", "Compare")
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("dashboard")]  # one worker for the dashboard tests
 

@@ -63,7 +63,7 @@ def partly_mixed(images):
 
 @pytest.fixture(scope="module")
 def scores():
-    """All metrics for the four reference encoders (DCI with disentanglement_lib's boosted trees)."""
+    """All metrics for the four reference encoders (DCI with the default predictor, the random forest)."""
     return {name: dis.evaluate_disentanglement(fn, GT, seed=0, **SMALL)
             for name, fn in (("true", true_codes), ("rotated", rotated), ("constant", constant), ("noise", noise))}
 
@@ -192,7 +192,33 @@ def test_dci_with_the_lasso():
     assert true["disentanglement"] > 0.95 and true["completeness"] > 0.95 and true["informativeness_test"] > 0.95
     assert mixed["disentanglement"] < 0.5 and mixed["informativeness_test"] > 0.95
     with pytest.raises(ConfigError, match="predictor"):
-        dis.dci(true_codes, GT, predictor="forest", **SMALL)
+        dis.dci(true_codes, GT, predictor="tree", **SMALL)
+
+
+def test_the_forest_is_the_default_and_gbt_still_gives_the_known_answers(scores):
+    """The known-answer tests above ran the default predictor, the random forest; disentanglement_lib's boosted
+    trees stay available and give the same answers (true factors near 1, a rotation clearly lower)."""
+    assert dis.DCI_PREDICTOR == "forest" and scores["true"]["settings"]["dci_predictor"] == "forest"
+    assert scores["true"]["dci"]["predictor"] == "forest" and scores["true"]["dci"]["informativeness_measure"] == "accuracy"
+    true = dis.dci(true_codes, GT, predictor="gbt", **SMALL)
+    mixed = dis.dci(rotated, GT, predictor="gbt", **SMALL)
+    assert true["predictor"] == "gbt" and true["informativeness_measure"] == "accuracy"
+    assert true["disentanglement"] > 0.95 and true["completeness"] > 0.95 and true["informativeness_test"] > 0.95
+    assert mixed["disentanglement"] < 0.5 and mixed["completeness"] < 0.5
+
+
+def test_the_forest_follows_each_factor_to_its_own_code():
+    """With every split free to choose any code (max_features=None), a code that only copies noise gets next to
+    no importance: the importance matrix of true factors plus a noise code is (nearly) diagonal."""
+    def with_noise(images):
+        codes = true_codes(images)
+        return np.concatenate([codes, np.random.RandomState(len(images)).randn(len(codes), 1)], axis=1)
+
+    r = dis.dci(with_noise, GT, predictor="forest", **SMALL)
+    importance = np.asarray(r["importance"])
+    assert importance.shape == (F + 1, F)
+    np.testing.assert_allclose(importance[:F].argmax(axis=0), np.arange(F))
+    assert np.all(np.diag(importance[:F]) > 0.9) and importance[F].max() < 0.05
 
 
 class TestRefusals:

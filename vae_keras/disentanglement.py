@@ -27,11 +27,17 @@ SAP               Kumar et al. 2018. For every (code, factor): a linear SVM     
                   factors are discrete, disentanglement_lib's ``continuous_factors=False``);
                   per factor, the gap between the best and the second best code; the
                   mean over factors.
-DCI               Eastwood & Williams 2018, with scikit-learn's                          10,000 training and
-                  ``GradientBoostingClassifier()`` (its defaults: 100 trees of depth 3,  5,000 test images
-                  as disentanglement_lib; ``random_state=seed`` added so a run repeats)
-                  per factor; the importance matrix R[code, factor] is the trees'
-                  ``feature_importances_``. Disentanglement: 1 - the entropy (base
+DCI               Eastwood & Williams 2018, one predictor per factor; the importance     10,000 training and
+                  matrix R[code, factor] is its ``feature_importances_``. The default   5,000 test images
+                  ``predictor="forest"``: scikit-learn's ``RandomForestClassifier``
+                  (Eastwood & Williams' random forest; ``n_estimators=20``,
+                  ``max_depth=8``, ``max_features=None`` so every split may use any
+                  code and a code that carries nothing about the factor gets next to
+                  no importance, ``random_state=seed``, ``n_jobs`` = the cores this
+                  process may use), impurity-based importances; seconds at 10,000
+                  images. ``predictor="gbt"``: ``GradientBoostingClassifier()`` (its
+                  defaults, 100 stages of depth-3 trees, one tree per class and stage,
+                  exactly as disentanglement_lib; ``random_state=seed``); minutes. Disentanglement: 1 - the entropy (base
                   #factors) of each code's row, weighted by the code's share of the total
                   importance. Completeness: 1 - the entropy (base #codes) of each
                   factor's column, weighted likewise. Informativeness: the classifiers'
@@ -48,9 +54,10 @@ beta-VAE score    Higgins et al. 2017. A sample: fix one factor (chosen uniforml
 ================  =====================================================================  ===========================
 
 Cost at the default sizes (10,000 images, measured on a shared 2-core machine; README "Disentanglement
-metrics"): seconds for MIG, SAP, the FactorVAE and beta-VAE scores and DCI with the lasso, plus the
-encoder's time (the FactorVAE score encodes 970,000 images, the beta-VAE score 1,920,000); DCI with
-boosted trees about 4.5 s of CPU per factor value (one tree per class and stage): minutes for dSprites.
+metrics"): seconds for MIG, SAP, the FactorVAE and beta-VAE scores, DCI with the random forest and DCI
+with the lasso, plus the encoder's time (the FactorVAE score encodes 970,000 images, the beta-VAE score
+1,920,000); DCI with boosted trees about 4.5 s of CPU per factor value (one tree per class and stage):
+minutes for dSprites.
 
 Seeds: every metric starts from its own ``np.random.RandomState(seed)`` (``seed=0`` by default, as
 disentanglement_lib's ``evaluation.random_seed = 0``), so a metric gives the same number whether it
@@ -102,7 +109,10 @@ NUM_VARIANCE_ESTIMATE = 10000  # factor_vae_score.num_variance_estimate
 VOTE_BATCH_SIZE = 64  # factor_vae_score.batch_size, beta_vae_sklearn.batch_size
 PRUNE_THRESHOLD = 0.05  # prune_dims.threshold: codes with a standard deviation below it are collapsed
 SAP_C = 0.01  # LinearSVC(C=0.01, class_weight="balanced")
-DCI_PREDICTORS = ("gbt", "lasso")  # disentanglement_lib's GradientBoostingClassifier; Eastwood & Williams' lasso
+DCI_PREDICTORS = ("forest", "gbt", "lasso")  # random forest (default); disentanglement_lib's boosted trees; the lasso
+DCI_PREDICTOR = "forest"  # the default of dci / evaluate_disentanglement / vae-keras evaluate --disentanglement
+DCI_FOREST_TREES = 20  # RandomForestClassifier(n_estimators=...): 20 keeps 10,000 images well under a minute
+DCI_FOREST_MAX_DEPTH = 8  # RandomForestClassifier(max_depth=...); every split sees every code (max_features=None)
 CHUNK_SIZE = 1024  # images rendered and represented at once (memory only; not part of any metric)
 
 GROUND_TRUTH_ATTRIBUTES = ("factor_names", "factor_sizes", "render", "sample_factors")
@@ -286,10 +296,10 @@ def dci_scores(importance):
     return float(np.sum(per_code * code_share)), float(np.sum(per_factor * factor_share))
 
 
-def dci_from_codes(train_codes, train_factors, test_codes, test_factors, seed=0, predictor="gbt"):
+def dci_from_codes(train_codes, train_factors, test_codes, test_factors, seed=0, predictor=DCI_PREDICTOR):
     """DCI from codes and factors: one predictor per factor (see DCI_PREDICTORS)."""
     checks.check_choice("predictor", predictor, DCI_PREDICTORS)
-    fit = _gbt_importance if predictor == "gbt" else _lasso_importance
+    fit = {"forest": _forest_importance, "gbt": _gbt_importance, "lasso": _lasso_importance}[predictor]
     num_factors = train_factors.shape[1]
     importance = np.zeros((train_codes.shape[1], num_factors))
     train_info, test_info = [], []
@@ -301,8 +311,30 @@ def dci_from_codes(train_codes, train_factors, test_codes, test_factors, seed=0,
     d, c = dci_scores(importance)
     return {"disentanglement": d, "completeness": c, "informativeness_train": float(np.mean(train_info)),
             "informativeness_test": float(np.mean(test_info)),
-            "informativeness_measure": "accuracy" if predictor == "gbt" else "r2",
+            "informativeness_measure": "r2" if predictor == "lasso" else "accuracy",
             "predictor": predictor, "importance": [_floats(row) for row in importance]}
+
+
+def forest_n_jobs():
+    """The forest's worker count: every core this process may use (``os.sched_getaffinity``), at least 1."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _forest_importance(x_train, y_train, x_test, y_test, seed):
+    """Eastwood & Williams' random forest for one factor: ``RandomForestClassifier(n_estimators=
+    DCI_FOREST_TREES, max_depth=DCI_FOREST_MAX_DEPTH, random_state=seed)``; importances are the forest's
+    impurity-based ``feature_importances_``, informativeness its train/test accuracy."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(n_estimators=DCI_FOREST_TREES, max_depth=DCI_FOREST_MAX_DEPTH, max_features=None,
+                                   random_state=seed, n_jobs=forest_n_jobs()).fit(x_train, y_train)
+    return (np.abs(model.feature_importances_), np.mean(model.predict(x_train) == y_train),
+            np.mean(model.predict(x_test) == y_test))
 
 
 def _gbt_importance(x_train, y_train, x_test, y_test, seed):
@@ -388,10 +420,11 @@ def _train_test_sets(represent, ground_truth, num_train, num_test, seed, sizes, 
     return train, test
 
 
-def dci(represent, ground_truth, num_train=NUM_TRAIN, num_test=NUM_TEST, seed=0, predictor="gbt", chunk_size=CHUNK_SIZE):
-    """DCI disentanglement / completeness / informativeness (Eastwood & Williams 2018) with gradient
-    boosted trees (``predictor="gbt"``, disentanglement_lib's) or the lasso (``"lasso"``, much faster).
-    See the module docstring."""
+def dci(represent, ground_truth, num_train=NUM_TRAIN, num_test=NUM_TEST, seed=0, predictor=DCI_PREDICTOR,
+        chunk_size=CHUNK_SIZE):
+    """DCI disentanglement / completeness / informativeness (Eastwood & Williams 2018) with a random forest
+    (``predictor="forest"``, the default; seconds), gradient boosted trees (``"gbt"``, disentanglement_lib's;
+    minutes) or the lasso (``"lasso"``). See the module docstring."""
     checks.check_choice("predictor", predictor, DCI_PREDICTORS)
     _, sizes = _check_common(ground_truth, seed, chunk_size, num_train=num_train, num_test=num_test)
     (train_codes, train_factors), (test_codes, test_factors) = _train_test_sets(
@@ -490,7 +523,7 @@ def beta_vae_score(represent, ground_truth, num_train=NUM_TRAIN, num_eval=NUM_TE
             "train_accuracy": float(np.mean(model.predict(train_x) == train_y))}
 
 
-def evaluate_disentanglement(represent, ground_truth, num_train=NUM_TRAIN, num_test=None, seed=0, dci_predictor="gbt",
+def evaluate_disentanglement(represent, ground_truth, num_train=NUM_TRAIN, num_test=None, seed=0, dci_predictor=DCI_PREDICTOR,
                              chunk_size=CHUNK_SIZE, metrics=METRICS):
     """All five metrics (or those named in ``metrics``), as a JSON-able dict.
 
@@ -503,8 +536,9 @@ def evaluate_disentanglement(represent, ground_truth, num_train=NUM_TRAIN, num_t
             None: ``num_train // 2`` (disentanglement_lib: 5,000).
         seed: every metric starts from ``np.random.RandomState(seed)``: the numbers are those of the
             metric functions called one by one with the same arguments.
-        dci_predictor: ``"gbt"`` (disentanglement_lib's gradient boosted trees; minutes at the
-            default sizes) or ``"lasso"`` (Eastwood & Williams' lasso; seconds).
+        dci_predictor: ``"forest"`` (the default: a random forest, seconds), ``"gbt"``
+            (disentanglement_lib's gradient boosted trees; minutes at the default sizes) or ``"lasso"``
+            (Eastwood & Williams' lasso; seconds).
         chunk_size: images rendered and represented at once (memory only).
         metrics: a subset of METRICS.
 

@@ -17,7 +17,7 @@ from vae_keras.errors import ModelDirError, VaeKerasError
 SEED_MAX = 2**31 - 1
 # Controls whose valid values depend on the model (latent dims, classes, test images): reset on a model switch.
 MODEL_CONTROLS = ("trav_dims", "trav_centre", "trav_image", "interp_a", "interp_b", "latent_class", "sample_class",
-                  "upload_class")
+                  "upload_class", "factors_gif_latent")
 MODEL_CONTROL_PREFIXES = ("upload_class_",)  # one control per uploaded file
 
 

@@ -4,6 +4,6 @@
 A new page is one module here and one line in ``PAGES``.
 """
 
-from vae_keras.dashboard.pages import compare, latent, losses, overview, reconstructions, samples
+from vae_keras.dashboard.pages import compare, factors, latent, losses, overview, reconstructions, samples
 
-PAGES = (overview, reconstructions, samples, losses, latent, compare)  # tab order
+PAGES = (overview, reconstructions, samples, losses, latent, factors, compare)  # tab order
