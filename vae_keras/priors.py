@@ -78,6 +78,16 @@ class Prior(keras.layers.Layer):
         return config
 
 
+class _MixturePrior(Prior):
+    """A prior that is a mixture of diagonal Gaussians given by `components()` (means, log_vars, log_weights)."""
+
+    def log_prob(self, z):
+        return diag_normal_mixture_log_prob(z, *self.components())
+
+    def sample(self, num_samples, seed):
+        return _sample_mixture(num_samples, seed, *self.components())
+
+
 @keras.saving.register_keras_serializable(package="vae_keras")
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I). No weights.
@@ -102,7 +112,7 @@ class StandardNormalPrior(Prior):
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
-class MixtureOfGaussiansPrior(Prior):
+class MixtureOfGaussiansPrior(_MixturePrior):
     """p(z) = sum_k pi_k N(z; mu_k, diag exp(log_var_k)), all trainable, pi = softmax(logits).
 
     Args:
@@ -134,12 +144,6 @@ class MixtureOfGaussiansPrior(Prior):
         return (ops.convert_to_tensor(self.means), ops.convert_to_tensor(self.log_vars),
                 ops.log_softmax(self.logits))
 
-    def log_prob(self, z):
-        return diag_normal_mixture_log_prob(z, *self.components())
-
-    def sample(self, num_samples, seed):
-        return _sample_mixture(num_samples, seed, *self.components())
-
     def get_config(self):
         config = super().get_config()
         config.update({"num_components": self.num_components, "seed": self.seed})
@@ -147,7 +151,7 @@ class MixtureOfGaussiansPrior(Prior):
 
 
 @keras.saving.register_keras_serializable(package="vae_keras")
-class VampPrior(Prior):
+class VampPrior(_MixturePrior):
     """p(z) = 1/K sum_k q(z|u_k) with K trainable pseudo-inputs u_k (Tomczak & Welling 2018).
 
     The owning `VAE` binds its encoder (`bind`); ``log_prob`` and ``sample`` then encode the
@@ -210,12 +214,6 @@ class VampPrior(Prior):
         means, log_vars = self._encode(ops.clip(self.pseudo_inputs, 0.0, 1.0))
         log_weights = ops.full((self.num_components,), -math.log(self.num_components), "float32")
         return means, log_vars, log_weights
-
-    def log_prob(self, z):
-        return diag_normal_mixture_log_prob(z, *self.components())
-
-    def sample(self, num_samples, seed):
-        return _sample_mixture(num_samples, seed, *self.components())
 
     def get_config(self):
         config = super().get_config()

@@ -318,16 +318,22 @@ def metrics_json(label, card):
     return json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n"
 
 
-def kl_per_dim(card):
-    """``test_kl_per_dim`` of the card as a float array, or None."""
-    values = ((card or {}).get("metrics") or {}).get("test_kl_per_dim")
+def metric_vector(card, key):
+    """The card's per-dim metric ``key`` (e.g. ``test_kl_per_dim``) as a finite 1-D float array, or None (absent,
+    empty, or not a list of numbers: older cards do not record every metric)."""
+    values = ((card or {}).get("metrics") or {}).get(key)
     if not isinstance(values, (list, tuple)) or not values:
         return None
     try:
         out = np.asarray(values, np.float64)
     except (TypeError, ValueError):
         return None
-    return out if out.ndim == 1 else None
+    return out if out.ndim == 1 and np.all(np.isfinite(out)) else None
+
+
+def kl_per_dim(card):
+    """``test_kl_per_dim`` of the card as a float array, or None."""
+    return metric_vector(card, "test_kl_per_dim")
 
 
 def class_names(card):

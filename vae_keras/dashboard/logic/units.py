@@ -9,21 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from vae_keras.active_units import ACTIVE_UNIT_RULE, ACTIVE_UNIT_THRESHOLD, activity_per_dim, is_active
-from vae_keras.dashboard.logic.cards import kl_per_dim, metric
+from vae_keras.dashboard.logic.cards import kl_per_dim, metric, metric_vector
 
 UNIT_SORTS = ("by dim", "by KL (largest first)")
 
 
 def card_activity(card):
     """``test_activity_per_dim`` of the card as a float array, or None (older cards do not record it)."""
-    values = ((card or {}).get("metrics") or {}).get("test_activity_per_dim")
-    if not isinstance(values, (list, tuple)) or not values:
-        return None
-    try:
-        out = np.asarray(values, np.float64)
-    except (TypeError, ValueError):
-        return None
-    return out if out.ndim == 1 and np.all(np.isfinite(out)) else None
+    return metric_vector(card, "test_activity_per_dim")
 
 
 def unit_table(card, z_mean=None):
