@@ -21,9 +21,6 @@ from PIL import Image
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
-# One xdist worker runs every dashboard test: they share the session fixture of trained models (pytest.ini).
-pytestmark = pytest.mark.xdist_group("dashboard")
-
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 
 

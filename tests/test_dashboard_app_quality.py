@@ -19,9 +19,6 @@ pytest.importorskip("streamlit")
 
 from test_dashboard_app import captions, chart_spec, charts, goto, grids, make_app, page, rerun, widget  # noqa: E402
 
-# One xdist worker runs every dashboard test: they share the session fixture of trained models (pytest.ini).
-pytestmark = pytest.mark.xdist_group("dashboard")
-
 
 def downloads(at):
     """The download buttons' keys."""

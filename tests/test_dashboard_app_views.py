@@ -11,9 +11,6 @@ pytest.importorskip("streamlit")
 
 from test_dashboard_app import captions, chart_spec, charts, goto, grids, make_app, png_bytes, rerun, widget  # noqa: E402
 
-# One xdist worker runs every dashboard test: they share the session fixture of trained models (pytest.ini).
-pytestmark = pytest.mark.xdist_group("dashboard")
-
 
 def upload_captions(at):
     """The captions of the uploaded images' reconstructions (a grid's, or st.image's on older code)."""

@@ -31,7 +31,7 @@ WIDTH = 1400
 NARROW = 1024  # the narrowest width the layout must stay readable at
 PAGES = ("Overview", "Reconstructions", "Random samples", "Loss curves", "Latent space", "Factors", "Compare")
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("dashboard")]  # one worker for the dashboard tests
+pytestmark = pytest.mark.browser
 
 
 def skip_without_chromium():

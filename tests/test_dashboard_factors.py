@@ -8,8 +8,6 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("streamlit")
-# One xdist worker runs every dashboard test (the integration branch's pytest-xdist setup): they share session fixtures.
-pytestmark = pytest.mark.xdist_group("dashboard")
 
 from test_dashboard_app import assert_ok, chart_data, chart_spec, charts, goto, grids, make_app  # noqa: E402
 

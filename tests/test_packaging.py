@@ -43,7 +43,7 @@ import vae_keras, vae_keras.dashboard
 at = AppTest.from_file(str(vae_keras.dashboard.APP_PATH), default_timeout=180).run()
 print(json.dumps({"package": vae_keras.__file__, "app": str(vae_keras.dashboard.APP_PATH),
                   "title": [t.value for t in at.title], "errors": [e.value for e in at.error],
-                  "exceptions": [str(e.value) for e in at.exception], "images": len(at.image),
+                  "exceptions": [str(e.value) for e in at.exception], "images": sum(e.value.count('<img ') for e in at.html if 'class="vk-grid"' in e.value),
                   "sidebar": [m.value for m in at.sidebar.markdown]}))
 """
 
