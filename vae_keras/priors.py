@@ -67,10 +67,14 @@ class Prior(keras.layers.Layer):
         return self.log_prob(z)
 
     def log_prob(self, z):
-        raise NotImplementedError
+        """log p(z) [...] for z [..., D]; every concrete prior defines it (the base class is the interface)."""
+        raise NotImplementedError(f"{type(self).__name__} is a Prior without log_prob: subclass Prior and define "
+                                  "log_prob(z) and sample(num_samples, seed)")
 
     def sample(self, num_samples, seed):
-        raise NotImplementedError
+        """z [num_samples, D], stateless and seeded; every concrete prior defines it."""
+        raise NotImplementedError(f"{type(self).__name__} is a Prior without sample: subclass Prior and define "
+                                  "log_prob(z) and sample(num_samples, seed)")
 
     def get_config(self):
         config = super().get_config()
