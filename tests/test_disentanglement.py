@@ -141,10 +141,70 @@ def test_the_combined_run_gives_the_numbers_of_separate_calls():
     combined = dis.evaluate_disentanglement(partly_mixed, GT, seed=3, metrics=("mig", "sap", "factorvae_score"), **SMALL)
     assert dis.mig(partly_mixed, GT, num_train=400, seed=3)["mig"] == combined["summary"]["mig"]
     assert dis.sap(partly_mixed, GT, seed=3, **SMALL)["sap"] == combined["summary"]["sap"]
-    alone = dis.factorvae_score(partly_mixed, GT, num_train=400, num_eval=200, num_variance_estimate=400, seed=3)
+    alone = dis.factorvae_score(partly_mixed, GT, num_train=400, num_eval=200, seed=3)
     assert alone == combined["factorvae_score"]
     other_seed = dis.mig(partly_mixed, GT, num_train=400, seed=4)["mig"]
     assert other_seed != combined["summary"]["mig"]
+
+
+def _counting(represent):
+    """``represent``, and a list that holds the number of images of every call."""
+    calls = []
+
+    def counted(images):
+        calls.append(len(images))
+        return represent(images)
+
+    return counted, calls
+
+
+def test_the_vote_pool_groups_share_the_fixed_value_and_never_repeat_an_image():
+    """The FactorVAE score's groups hold distinct pool images that share the fixed factor's value; the beta-VAE
+    score's partner of an image shares the value and is another image."""
+    rs = np.random.RandomState(0)
+    pool = dis._Pool(true_codes, GT, 3000, rs, SIZES, 1024)
+    fixed = rs.randint(F, size=500)
+    groups = dis._pool_groups(pool, fixed, 64, rs, SIZES)
+    values = pool.factors[groups, fixed[:, None]]  # [votes, 64]: the fixed factor's value of every image
+    assert np.all(values == values[:, :1])
+    assert all(len(set(row)) == 64 for row in groups)
+    # The other factors still vary within a group (they are not fixed too).
+    other = (fixed + 1) % F
+    assert np.mean([len(set(pool.factors[g, k])) > 1 for g, k in zip(groups, other)]) > 0.99
+    images = rs.randint(3000, size=(200, 64))
+    for k in range(F):
+        partners = pool.partners(k, images, rs)
+        assert np.all(pool.factors[partners, k] == pool.factors[images, k])
+        assert not np.any(partners == images)
+        assert np.mean(pool.factors[partners, (k + 1) % F] != pool.factors[images, (k + 1) % F]) > 0.5
+
+
+@pytest.mark.parametrize("name", ["factorvae_score", "beta_vae_score"])
+def test_the_pooled_scores_match_fresh_renders_and_represent_only_the_pool(name):
+    """The default votes draw from a pool of 10,000 images represented once; the score agrees with fresh images
+    for every vote (disentanglement_lib's way, ~100x the images) on encoders between the extremes."""
+    metric = getattr(dis, name)
+    # Deterministic encoders (a noise term that depends on the call's size would repeat across fresh chunks).
+    for represent in (rotated, lambda images: true_codes(images) @ (0.3 * np.eye(F) + HOUSEHOLDER)):
+        counted, calls = _counting(represent)
+        pooled = metric(counted, GT, num_train=3000, num_eval=1500)
+        assert sum(calls) == dis.POOL_SIZE and pooled["pool_size"] == dis.POOL_SIZE
+        counted, calls = _counting(represent)
+        fresh = metric(counted, GT, num_train=3000, num_eval=1500, pool_size=None)
+        assert sum(calls) >= 4500 * 64 and fresh["pool_size"] is None
+        assert 0.2 < fresh["eval_accuracy"] < 0.95  # a non-trivial number compared
+        assert pooled["eval_accuracy"] == pytest.approx(fresh["eval_accuracy"], abs=0.05)
+
+
+def test_a_pool_too_small_for_the_votes_is_refused():
+    with pytest.raises(ConfigError, match=r"pool_size=300 is too small.*64 x 6 = 384.*pool_size=None"):
+        dis.factorvae_score(true_codes, GT, pool_size=300)
+    with pytest.raises(ConfigError, match="pool_size=300 is too small"):
+        dis.evaluate_disentanglement(true_codes, GT, metrics=("beta_vae_score",), pool_size=300, **SMALL)
+    with pytest.raises(ConfigError, match="num_variance_estimate=5000 exceeds pool_size=4000"):
+        dis.factorvae_score(true_codes, GT, pool_size=4000, num_variance_estimate=5000)
+    # A metric without votes takes no pool: the setting says so.
+    assert dis.evaluate_disentanglement(true_codes, GT, metrics=("mig",), **SMALL)["settings"]["pool_size"] is None
 
 
 def test_mutual_information_matches_a_numpy_contingency_table(rng):
@@ -306,14 +366,16 @@ class TestCommandLine:
 
         capsys.readouterr()
         code = main(["evaluate", tiny_export[1], "--iw-samples", "2", "--num-images", "8", "--json", "--disentanglement",
-                     "--disentanglement-samples", "200", "--dci-predictor", "lasso", "--seed", "1"])
+                     "--disentanglement-samples", "200", "--dci-predictor", "lasso", "--seed", "1", "--vote-pool", "500"])
         out = capsys.readouterr().out
         assert code == 0
         result = json.loads(out)
         assert result["num_images"] == 8  # the likelihood part is unchanged
         d = result["disentanglement"]
         assert d["factor_names"] == ["x", "y"]
-        assert d["settings"] == {**d["settings"], "num_train": 200, "num_test": 100, "seed": 1, "dci_predictor": "lasso"}
+        assert d["settings"] == {**d["settings"], "num_train": 200, "num_test": 100, "seed": 1, "dci_predictor": "lasso",
+                                 "pool_size": 500}
+        assert d["factorvae_score"]["pool_size"] == d["beta_vae_score"]["pool_size"] == 500
         assert set(d["summary"]) == {"mig", "factorvae_score", "sap", "dci_disentanglement", "dci_completeness",
                                      "dci_informativeness", "beta_vae_score"}
         assert all(np.isfinite(v) for v in d["summary"].values())
@@ -323,7 +385,7 @@ class TestCommandLine:
 
         capsys.readouterr()
         assert main(["evaluate", tiny_export[1], "--iw-samples", "2", "--num-images", "8", "--disentanglement",
-                     "--disentanglement-samples", "100", "--dci-predictor", "lasso"]) == 0
+                     "--disentanglement-samples", "100", "--dci-predictor", "lasso", "--vote-pool", "fresh"]) == 0
         out = capsys.readouterr().out
         for name in ("MIG", "FactorVAE score", "SAP", "DCI disentanglement", "beta-VAE score", "factors          x, y"):
             assert name in out, out
@@ -347,7 +409,15 @@ class TestCommandLine:
         assert main(["evaluate", tiny_export[1], "--disentanglement", "--seed", "-1"]) == 2
         assert "seed must be an integer in 0..4294967295" in capsys.readouterr().err
 
-    @pytest.mark.parametrize("flags", [["--disentanglement-samples", "100"], ["--dci-predictor", "lasso"]])
+    def test_a_vote_pool_is_a_positive_integer_or_fresh(self, tiny_export, capsys):
+        from vae_keras.cli import main
+
+        capsys.readouterr()
+        assert main(["evaluate", tiny_export[1], "--disentanglement", "--vote-pool", "many"]) == 2
+        assert "expected a positive integer or 'fresh', received 'many'" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("flags", [["--disentanglement-samples", "100"], ["--dci-predictor", "lasso"],
+                                       ["--vote-pool", "fresh"]])
     def test_the_metric_flags_need_disentanglement(self, tiny_export, capsys, flags):
         from vae_keras.cli import main
 

@@ -177,6 +177,10 @@ def build_parser():
     e.add_argument("--disentanglement-samples", type=_positive_int, metavar="N",
                    help="with --disentanglement: training samples of every metric, test samples N // 2 (default 10000, "
                         "as disentanglement_lib)")
+    e.add_argument("--vote-pool", type=_vote_pool, metavar="N|fresh",
+                   help="with --disentanglement: the FactorVAE and beta-VAE scores draw the images of their votes from "
+                        "N images encoded once (default 10000: seconds), or 'fresh' renders new images for every vote "
+                        "as disentanglement_lib (about 100 times the images: minutes)")
     e.add_argument("--dci-predictor", choices=["forest", "gbt", "lasso"],
                    help="with --disentanglement: DCI's predictor, forest (a random forest, seconds; default), gbt "
                         "(disentanglement_lib's gradient boosted trees, minutes) or lasso (seconds)")
@@ -281,7 +285,8 @@ def _evaluate(args):
     from vae_keras import data as data_lib
     from vae_keras import evaluation, exported, training
 
-    for flag, value in (("--disentanglement-samples", args.disentanglement_samples), ("--dci-predictor", args.dci_predictor)):
+    for flag, value in (("--disentanglement-samples", args.disentanglement_samples), ("--dci-predictor", args.dci_predictor),
+                        ("--vote-pool", args.vote_pool)):
         if value is not None and not args.disentanglement:
             raise _UsageError(f"{flag} needs --disentanglement; add it, or drop {flag}")
     version_dir = exported.resolve_version_dir(args.model_dir)
@@ -320,7 +325,8 @@ def _evaluate(args):
     if args.disentanglement:
         result["disentanglement"] = evaluation.disentanglement(
             model, data, spec, num_train=args.disentanglement_samples, seed=args.seed, batch_size=args.batch_size,
-            dci_predictor=args.dci_predictor)  # None: the package's default (the random forest)
+            dci_predictor=args.dci_predictor,  # None: the package's default (the random forest)
+            **({} if args.vote_pool is None else {"pool_size": None if args.vote_pool == "fresh" else args.vote_pool}))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -337,6 +343,16 @@ def _evaluate(args):
         if args.disentanglement:
             _print_disentanglement(result["disentanglement"])
     return 0
+
+
+def _vote_pool(text):
+    """``--vote-pool``: a positive integer, or 'fresh'."""
+    if text == "fresh":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'fresh', received {text!r}") from None
 
 
 def _sample_quality_text(q):

@@ -15,12 +15,12 @@ MIG               Chen et al. 2018. Every code is discretised into 20 equal-widt
                   ``mutual_info_score``); per factor, the gap between the largest and the
                   second largest I over codes, divided by the factor's entropy H(factor_k);
                   the mean over factors.
-FactorVAE score   Kim & Mnih 2018. Codes are divided by their standard deviation over    10,000 images for the
-                  10,000 images; codes with a standard deviation < 0.05 are pruned. A     variances, 10,000 training
-                  vote: fix one factor (chosen uniformly) over a group of 64 images,     votes and 5,000 evaluation
-                  take the code of least normalised variance. A majority-vote            votes of 64 images each
-                  classifier (code -> factor) is fit on the training votes; the score
-                  is its accuracy on the evaluation votes. 0 if every code is pruned.
+FactorVAE score   Kim & Mnih 2018. Codes are divided by their standard deviation over    a pool of 10,000 images
+                  10,000 images; codes with a standard deviation < 0.05 are pruned. A     (the variances, and the
+                  vote: fix one factor (chosen uniformly) over a group of 64 images,     votes' images); 10,000
+                  take the code of least normalised variance. A majority-vote            training votes and 5,000
+                  classifier (code -> factor) is fit on the training votes; the score    evaluation votes of 64
+                  is its accuracy on the evaluation votes. 0 if every code is pruned.    images each
 SAP               Kumar et al. 2018. For every (code, factor): a linear SVM                10,000 training and
                   (``LinearSVC(C=0.01, class_weight="balanced")``, ``random_state=seed``  5,000 test images
                   added) predicts the factor from the single code; the score matrix is its test accuracy (the
@@ -48,16 +48,25 @@ DCI               Eastwood & Williams 2018, one predictor per factor; the import
                   ``LassoCV(cv=5)`` per factor, R = |weights|, informativeness = R^2.
 beta-VAE score    Higgins et al. 2017. A sample: fix one factor (chosen uniformly) in    10,000 training and 5,000
                   64 pairs of images, otherwise drawn independently; the feature is the   evaluation samples of 64
-                  mean over pairs of |code(a) - code(b)|. scikit-learn's                 pairs each
-                  ``LogisticRegression`` (defaults) predicts the fixed factor; the score
+                  mean over pairs of |code(a) - code(b)|. scikit-learn's                 pairs each, from a pool
+                  ``LogisticRegression`` (defaults) predicts the fixed factor; the score  of 10,000 images
                   is its evaluation accuracy.
 ================  =====================================================================  ===========================
 
-Cost at the default sizes (10,000 images, measured on a shared 2-core machine; README "Disentanglement
-metrics"): seconds for MIG, SAP, the FactorVAE and beta-VAE scores, DCI with the random forest and DCI
-with the lasso, plus the encoder's time (the FactorVAE score encodes 970,000 images, the beta-VAE score
-1,920,000); DCI with boosted trees about 4.5 s of CPU per factor value (one tree per class and stage):
-minutes for dSprites.
+The vote pool: disentanglement_lib renders fresh images for every vote of the FactorVAE and beta-VAE scores
+(the FactorVAE score then encodes 970,000 images, the beta-VAE score 1,920,000: minutes). By default both
+scores here draw the images of their votes from one pool of ``pool_size`` = 10,000 images, drawn uniformly
+from the factor grid and represented once: a vote fixing factor k takes 64 distinct pool images that share
+k's value (that of a uniformly drawn pool image), a beta-VAE pair takes a pool image and another pool image
+with its value of k. Each vote's images are then a uniform draw from the pool's images with that value,
+as fresh images are from the grid's; the scores agree with fresh renders within their sampling noise
+(tested), and the encoder sees 10,000 images instead of a million. ``pool_size=None`` renders fresh images
+for every vote, exactly as disentanglement_lib. A pool smaller than 64 x the most values of a factor is
+refused (a value would be held by fewer than 64 images).
+
+Cost at the default sizes (10,000 images, measured on this 2-core machine; README "Disentanglement
+metrics"): seconds for every metric but DCI with boosted trees, which takes about 4.5 s of CPU per factor
+value (one tree per class and stage): minutes for dSprites.
 
 Seeds: every metric starts from its own ``np.random.RandomState(seed)`` (``seed=0`` by default, as
 disentanglement_lib's ``evaluation.random_seed = 0``), so a metric gives the same number whether it
@@ -113,6 +122,7 @@ DCI_PREDICTORS = ("forest", "gbt", "lasso")  # random forest (default); disentan
 DCI_PREDICTOR = "forest"  # the default of dci / evaluate_disentanglement / vae-keras evaluate --disentanglement
 DCI_FOREST_TREES = 20  # RandomForestClassifier(n_estimators=...): 20 keeps 10,000 images well under a minute
 DCI_FOREST_MAX_DEPTH = 8  # RandomForestClassifier(max_depth=...); every split sees every code (max_features=None)
+POOL_SIZE = 10000  # images the FactorVAE and beta-VAE scores' votes draw from (None: fresh images per vote)
 CHUNK_SIZE = 1024  # images rendered and represented at once (memory only; not part of any metric)
 
 GROUND_TRUTH_ATTRIBUTES = ("factor_names", "factor_sizes", "render", "sample_factors")
@@ -448,13 +458,93 @@ def _grouped_factors(ground_truth, num_groups, batch_size, random_state, sizes):
     return factors.reshape(num_groups, batch_size, len(sizes)), fixed
 
 
-def _factorvae_votes(represent, ground_truth, num_votes, batch_size, random_state, sizes, scale, active, chunk_size):
+def check_pool_size(pool_size, batch_size, sizes):
+    """Refuses a pool too small for votes of ``batch_size`` images: every value of the factor with the most values
+    should be held by about ``batch_size`` pool images. ``None`` (fresh images for every vote) passes."""
+    if pool_size is None:
+        return None
+    checks.check_integer("pool_size", pool_size, 2, numpy=True)
+    need = int(batch_size) * max(sizes)
+    if pool_size < need:
+        raise ConfigError(f"pool_size={pool_size} is too small for votes of {batch_size} images: the factor with "
+                          f"{max(sizes)} values needs pool_size >= {batch_size} x {max(sizes)} = {need}. Raise pool_size, "
+                          f"or pass pool_size=None to render fresh images for every vote.")
+    return int(pool_size)
+
+
+class _Pool:
+    """``size`` images drawn uniformly from the factor grid, rendered and represented once, and for every factor
+    its images grouped by value: the votes of the FactorVAE and beta-VAE scores draw their images from here."""
+
+    def __init__(self, represent, ground_truth, size, random_state, sizes, chunk_size):
+        self.codes, self.factors = _factor_code_set(represent, ground_truth, size, random_state, sizes, chunk_size)
+        self.order, self.start, self.count, self.rank = [], [], [], []
+        for k, num_values in enumerate(sizes):
+            values = self.factors[:, k]
+            order = np.argsort(values, kind="stable")  # pool indices, value by value
+            count = np.bincount(values, minlength=num_values)
+            start = np.concatenate([[0], np.cumsum(count)[:-1]])
+            rank = np.empty(size, np.int64)  # each image's place within its value's group
+            rank[order] = np.arange(size) - start[values[order]]
+            self.order.append(order)
+            self.start.append(start)
+            self.count.append(count)
+            self.rank.append(rank)
+
+    def members(self, k, value):
+        """Pool indices of the images whose factor ``k`` has ``value``."""
+        return self.order[k][self.start[k][value]:self.start[k][value] + self.count[k][value]]
+
+    def partners(self, k, images, random_state):
+        """For each pool index in ``images`` (any shape), another pool image with the same value of factor ``k``
+        (uniformly among the others; the image itself only when it holds its value alone)."""
+        values = self.factors[images, k]
+        others = self.count[k][values] - 1
+        pick = np.floor(random_state.random_sample(images.shape) * others).astype(np.int64)
+        pick += (pick >= self.rank[k][images]) & (others > 0)  # skip the image itself
+        return self.order[k][self.start[k][values] + pick]
+
+
+def _pool_groups(pool, fixed, batch_size, random_state, sizes):
+    """For votes fixing the factors ``fixed`` [n]: pool indices [n, batch_size], each vote's images sharing the
+    value (that of a uniformly drawn pool image) of its fixed factor, drawn without replacement (with replacement
+    only for a value fewer than ``batch_size`` pool images hold)."""
+    anchors = random_state.randint(len(pool.codes), size=len(fixed))
+    groups = np.empty((len(fixed), batch_size), np.int64)
+    for k in range(len(sizes)):
+        for value in range(sizes[k]):
+            votes = np.flatnonzero((fixed == k) & (pool.factors[anchors, k] == value))
+            if not len(votes):
+                continue
+            members = pool.members(k, value)
+            if len(members) >= batch_size:
+                keys = random_state.random_sample((len(votes), len(members)))
+                groups[votes] = members[np.argpartition(keys, batch_size - 1, axis=1)[:, :batch_size]]
+            else:
+                groups[votes] = members[random_state.randint(len(members), size=(len(votes), batch_size))]
+    return groups
+
+
+def _vote_counts(local_variances, fixed, scale, active, num_factors):
     """Votes [F, D]: how often fixing factor k left code d with the least normalised variance."""
+    active_index = np.flatnonzero(active)
+    chosen = active_index[np.argmin(local_variances[:, active] / scale[active] ** 2, axis=1)]
+    votes = np.zeros((num_factors, len(scale)), np.int64)
+    np.add.at(votes, (fixed, chosen), 1)
+    return votes
+
+
+def _factorvae_votes(represent, ground_truth, num_votes, batch_size, random_state, sizes, scale, active, chunk_size,
+                     pool=None):
+    """Votes [F, D] from ``num_votes`` groups of ``batch_size`` images: fresh images, or the pool's."""
+    if pool is not None:
+        fixed = random_state.randint(len(sizes), size=num_votes)
+        groups = _pool_groups(pool, fixed, batch_size, random_state, sizes)
+        return _vote_counts(np.var(pool.codes[groups], axis=1, ddof=1), fixed, scale, active, len(sizes))
     factors, fixed = _grouped_factors(ground_truth, num_votes, batch_size, random_state, sizes)
     rows = np.arange(num_votes)
     factors[rows, :, fixed] = factors[rows, 0, fixed][:, None]
     votes = np.zeros((len(sizes), len(scale)), np.int64)
-    active_index = np.flatnonzero(active)
     groups_per_chunk = max(1, chunk_size // batch_size)
     for start in range(0, num_votes, groups_per_chunk):
         part = factors[start:start + groups_per_chunk]
@@ -462,37 +552,64 @@ def _factorvae_votes(represent, ground_truth, num_votes, batch_size, random_stat
         if codes.shape[1] != len(scale):
             raise ConfigError(f"represent(images) returned {codes.shape[1]} codes, earlier {len(scale)}")
         local = np.var(codes.reshape(len(part), batch_size, -1), axis=1, ddof=1)
-        chosen = active_index[np.argmin(local[:, active] / scale[active] ** 2, axis=1)]
-        np.add.at(votes, (fixed[start:start + len(part)], chosen), 1)
+        votes += _vote_counts(local, fixed[start:start + len(part)], scale, active, len(sizes))
     return votes
 
 
-def factorvae_score(represent, ground_truth, num_train=NUM_TRAIN, num_eval=NUM_TEST,
-                    num_variance_estimate=NUM_VARIANCE_ESTIMATE, batch_size=VOTE_BATCH_SIZE,
-                    prune_threshold=PRUNE_THRESHOLD, seed=0, chunk_size=CHUNK_SIZE):
+def factorvae_score(represent, ground_truth, num_train=NUM_TRAIN, num_eval=NUM_TEST, num_variance_estimate=None,
+                    batch_size=VOTE_BATCH_SIZE, prune_threshold=PRUNE_THRESHOLD, seed=0, chunk_size=CHUNK_SIZE,
+                    pool_size=POOL_SIZE):
     """The FactorVAE score (Kim & Mnih 2018): ``eval_accuracy`` of a majority-vote classifier, plus
-    ``train_accuracy`` and ``num_active_dims``. See the module docstring."""
+    ``train_accuracy``, ``num_active_dims`` and ``pool_size``. See the module docstring.
+
+    ``pool_size``: the votes draw their images from ``pool_size`` images represented once (the default, 10,000);
+    ``None`` renders fresh images for every vote, as disentanglement_lib (``num_train + num_eval`` votes of
+    ``batch_size`` images: about 100 times the images). ``num_variance_estimate``: the images of the codes'
+    standard deviations: with a pool, its first images (None: all of it); without one, fresh images (None: 10,000).
+    """
     _, sizes = _check_common(ground_truth, seed, chunk_size, num_train=num_train, num_eval=num_eval,
-                             num_variance_estimate=num_variance_estimate, batch_size=batch_size)
+                             batch_size=batch_size)
     checks.check_number("prune_threshold", prune_threshold, 0, numpy=True)
+    pool_size = check_pool_size(pool_size, batch_size, sizes)
+    if num_variance_estimate is not None:
+        checks.check_integer("num_variance_estimate", num_variance_estimate, 2, numpy=True)
+        if pool_size is not None and num_variance_estimate > pool_size:
+            raise ConfigError(f"num_variance_estimate={num_variance_estimate} exceeds pool_size={pool_size}: the "
+                              f"variance estimate uses the pool's images. Lower it, raise pool_size, or pass "
+                              f"pool_size=None for fresh images.")
     random_state = np.random.RandomState(seed)
-    codes, _ = _factor_code_set(represent, ground_truth, num_variance_estimate, random_state, sizes, chunk_size)
+    pool = None
+    if pool_size is not None:
+        pool = _Pool(represent, ground_truth, pool_size, random_state, sizes, chunk_size)
+        codes = pool.codes[:num_variance_estimate or pool_size]
+    else:
+        codes, _ = _factor_code_set(represent, ground_truth, num_variance_estimate or NUM_VARIANCE_ESTIMATE,
+                                    random_state, sizes, chunk_size)
     scale = np.std(codes, axis=0, ddof=1)
     active = scale >= prune_threshold
     if not active.any():
-        return {"eval_accuracy": 0.0, "train_accuracy": 0.0, "num_active_dims": 0}
-    train = _factorvae_votes(represent, ground_truth, num_train, batch_size, random_state, sizes, scale, active, chunk_size)
+        return {"eval_accuracy": 0.0, "train_accuracy": 0.0, "num_active_dims": 0, "pool_size": pool_size}
+    train = _factorvae_votes(represent, ground_truth, num_train, batch_size, random_state, sizes, scale, active,
+                             chunk_size, pool)
     classifier = np.argmax(train, axis=0)  # per code: the factor it voted for most
     columns = np.arange(train.shape[1])
     evaluation = _factorvae_votes(represent, ground_truth, num_eval, batch_size, random_state, sizes, scale, active,
-                                  chunk_size)
+                                  chunk_size, pool)
     return {"eval_accuracy": float(evaluation[classifier, columns].sum() / evaluation.sum()),
             "train_accuracy": float(train[classifier, columns].sum() / train.sum()),
-            "num_active_dims": int(active.sum())}
+            "num_active_dims": int(active.sum()), "pool_size": pool_size}
 
 
-def _beta_vae_points(represent, ground_truth, num_points, batch_size, random_state, sizes, chunk_size):
+def _beta_vae_points(represent, ground_truth, num_points, batch_size, random_state, sizes, chunk_size, pool=None):
     """Features [num_points, D] (mean |code(a) - code(b)| over a group of pairs sharing one factor) and labels."""
+    if pool is not None:
+        fixed = random_state.randint(len(sizes), size=num_points)
+        first = random_state.randint(len(pool.codes), size=(num_points, batch_size))
+        second = np.empty_like(first)
+        for k in range(len(sizes)):
+            rows = np.flatnonzero(fixed == k)
+            second[rows] = pool.partners(k, first[rows], random_state)
+        return np.abs(pool.codes[first] - pool.codes[second]).mean(axis=1), fixed
     first, fixed = _grouped_factors(ground_truth, num_points, batch_size, random_state, sizes)
     second = _sample_factors(ground_truth, num_points * batch_size, random_state, sizes).reshape(first.shape)
     rows = np.arange(num_points)
@@ -507,24 +624,31 @@ def _beta_vae_points(represent, ground_truth, num_points, batch_size, random_sta
 
 
 def beta_vae_score(represent, ground_truth, num_train=NUM_TRAIN, num_eval=NUM_TEST, batch_size=VOTE_BATCH_SIZE, seed=0,
-                   chunk_size=CHUNK_SIZE):
+                   chunk_size=CHUNK_SIZE, pool_size=POOL_SIZE):
     """The beta-VAE score (Higgins et al. 2017): ``eval_accuracy`` of a logistic regression, plus
-    ``train_accuracy``. See the module docstring."""
+    ``train_accuracy`` and ``pool_size``. See the module docstring.
+
+    ``pool_size``: the pairs are drawn from ``pool_size`` images represented once (the default, 10,000); ``None``
+    renders fresh pairs for every sample, as disentanglement_lib (``2 x batch_size`` images per sample)."""
     from sklearn.linear_model import LogisticRegression
 
     _, sizes = _check_common(ground_truth, seed, chunk_size, num_train=num_train, num_eval=num_eval,
                              batch_size=batch_size)
+    pool_size = check_pool_size(pool_size, batch_size, sizes)
     random_state = np.random.RandomState(seed)
-    train_x, train_y = _beta_vae_points(represent, ground_truth, num_train, batch_size, random_state, sizes, chunk_size)
+    pool = _Pool(represent, ground_truth, pool_size, random_state, sizes, chunk_size) if pool_size else None
+    train_x, train_y = _beta_vae_points(represent, ground_truth, num_train, batch_size, random_state, sizes, chunk_size,
+                                        pool)
     model = LogisticRegression(random_state=seed)
     model.fit(train_x, train_y)
-    eval_x, eval_y = _beta_vae_points(represent, ground_truth, num_eval, batch_size, random_state, sizes, chunk_size)
+    eval_x, eval_y = _beta_vae_points(represent, ground_truth, num_eval, batch_size, random_state, sizes, chunk_size,
+                                      pool)
     return {"eval_accuracy": float(np.mean(model.predict(eval_x) == eval_y)),
-            "train_accuracy": float(np.mean(model.predict(train_x) == train_y))}
+            "train_accuracy": float(np.mean(model.predict(train_x) == train_y)), "pool_size": pool_size}
 
 
 def evaluate_disentanglement(represent, ground_truth, num_train=NUM_TRAIN, num_test=None, seed=0, dci_predictor=DCI_PREDICTOR,
-                             chunk_size=CHUNK_SIZE, metrics=METRICS):
+                             chunk_size=CHUNK_SIZE, metrics=METRICS, pool_size=POOL_SIZE):
     """All five metrics (or those named in ``metrics``), as a JSON-able dict.
 
     Args:
@@ -541,6 +665,10 @@ def evaluate_disentanglement(represent, ground_truth, num_train=NUM_TRAIN, num_t
             (Eastwood & Williams' lasso; seconds).
         chunk_size: images rendered and represented at once (memory only).
         metrics: a subset of METRICS.
+        pool_size: the FactorVAE and beta-VAE scores draw the images of their votes from ``pool_size``
+            images represented once (the default 10,000; the FactorVAE score's variance estimate is the
+            whole pool); ``None`` renders fresh images for every vote, as disentanglement_lib (about 100
+            times the images, minutes instead of seconds).
 
     Returns:
         ``{"summary": {name: score}, "factor_names": [...], "settings": {...}, "seconds": {metric: s},
@@ -555,10 +683,13 @@ def evaluate_disentanglement(represent, ground_truth, num_train=NUM_TRAIN, num_t
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ConfigError(f"metrics must be a non-empty subset of {list(METRICS)}. Received: metrics={list(metrics)!r}")
+    votes = bool({"factorvae_score", "beta_vae_score"} & set(metrics))
+    pool_size = check_pool_size(pool_size, VOTE_BATCH_SIZE, sizes) if votes else None
     result = {"factor_names": names, "factor_sizes": list(sizes), "summary": {}, "seconds": {},
               "settings": {"num_train": int(num_train), "num_test": int(num_test), "seed": int(seed),
                            "num_bins": NUM_BINS, "vote_batch_size": VOTE_BATCH_SIZE,
-                           "prune_threshold": PRUNE_THRESHOLD, "dci_predictor": dci_predictor}}
+                           "prune_threshold": PRUNE_THRESHOLD, "dci_predictor": dci_predictor,
+                           "pool_size": pool_size}}  # None: fresh images per vote, or no vote metric ran
     sets = None
     if {"mig", "sap", "dci"} & set(metrics):
         # MIG, SAP and DCI each start from RandomState(seed) and draw the training set first (then SAP and
@@ -587,11 +718,12 @@ def evaluate_disentanglement(represent, ground_truth, num_train=NUM_TRAIN, num_t
                                       "dci_informativeness": out["informativeness_test"]})
         elif name == "factorvae_score":
             out = factorvae_score(represent, ground_truth, num_train=num_train, num_eval=num_test,
-                                  num_variance_estimate=num_train, seed=seed, chunk_size=chunk_size)
+                                  num_variance_estimate=None if pool_size else num_train, seed=seed,
+                                  chunk_size=chunk_size, pool_size=pool_size)
             result["summary"]["factorvae_score"] = out["eval_accuracy"]
         else:
             out = beta_vae_score(represent, ground_truth, num_train=num_train, num_eval=num_test, seed=seed,
-                                 chunk_size=chunk_size)
+                                 chunk_size=chunk_size, pool_size=pool_size)
             result["summary"]["beta_vae_score"] = out["eval_accuracy"]
         result[name] = out
         result["seconds"][name] = time.monotonic() - began

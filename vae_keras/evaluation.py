@@ -203,21 +203,22 @@ def evaluate(model, x, iw_samples=1000, batch_size=100, seed=0, progress=False, 
     }
 
 
-def disentanglement(model, data, spec, num_train=None, seed=0, batch_size=100, dci_predictor=None):
+def disentanglement(model, data, spec, num_train=None, seed=0, batch_size=100, dci_predictor=None, **kwargs):
     """The disentanglement metrics (`vae_keras.disentanglement.evaluate_disentanglement`) of a VAE's z_mean on
     images rendered from the factors of ``data`` (a loaded dataset named ``spec``).
 
     Raises DataError, in one line naming ``spec``, if ``data`` has no factors of variation
     (``factor_names``, ``factor_sizes``, ``render``, ``sample_factors``); ConfigError for a conditional model.
     ``num_train``: None for disentanglement_lib's 10,000 (the test sets are half of it). ``dci_predictor``: None for
-    the package's default (`vae_keras.disentanglement.DCI_PREDICTOR`, the random forest).
+    the package's default (`vae_keras.disentanglement.DCI_PREDICTOR`, the random forest). ``kwargs``: further
+    arguments of `evaluate_disentanglement` (``pool_size``, ``metrics``).
     """
     from vae_keras import disentanglement as dis
 
     check_disentanglement(model, data, spec, seed)
     represent = dis.representation_from_model(model, batch_size=batch_size)
     return dis.evaluate_disentanglement(represent, data, num_train=num_train or dis.NUM_TRAIN, seed=seed,
-                                        dci_predictor=dci_predictor or dis.DCI_PREDICTOR)
+                                        dci_predictor=dci_predictor or dis.DCI_PREDICTOR, **kwargs)
 
 
 def check_disentanglement(model, data, spec, seed=0):
