@@ -334,8 +334,8 @@ class MixtureSampledView:
     def encode(self, x, **kwargs):
         return self.model.encode(x, **kwargs)
 
-    def sample_latent(self, num_samples, seed):
-        return self.sampler.sample(num_samples, seed)
+    def sample_latent(self, num_samples, seed, label=None):
+        return self.sampler.sample(num_samples, seed, label)
 
     def decode_mean(self, z, label=None):
         return self.model.decode_mean(z, label)

@@ -104,7 +104,10 @@ def _dashboard_export_tiny(out_dir, name, image_shape, latent_dim, x_train, x_va
     if sampler is not None:
         from vae_keras.latent_density import fit_gmm_sampler
 
-        fit_gmm_sampler(model, x_train)
+        if labels is not None:  # a conditional model: one mixture per class
+            fit_gmm_sampler(model, x_train[0], labels=labels[0])
+        else:
+            fit_gmm_sampler(model, x_train)
     rows = history_rows_from_keras(history.history)
     last = rows[-1]
     # Stand-in test metrics (cheap, not measured); test_dashboard_app.py also checks a card that train() wrote.

@@ -154,6 +154,9 @@ def gmm_models_dir(tmp_path_factory):
     mnist = data.load_images("mnist-10k")
     _dashboard_export_tiny(out, "gmm", (28, 28, 1), 2, data.to_float(mnist.x_train[:512]),
                            data.to_float(mnist.x_test[:256]), "mnist-10k", seed=3, sampler="gmm:3")
+    _dashboard_export_tiny(out, "gmmcond", (28, 28, 1), 2, data.to_float(mnist.x_train[:512]),
+                           data.to_float(mnist.x_test[:256]), "mnist-10k", seed=3, sampler="gmm:2",
+                           labels=(mnist.y_train[:512], mnist.y_test[:256]), num_classes=10)
     return out
 
 
@@ -177,6 +180,35 @@ def test_a_fitted_mixture_is_shown_beside_the_prior_with_the_same_seed(gmm_model
     text = " ".join(captions(at)) + " ".join(m.value for m in page(at).markdown)
     assert "From the prior p(z)" in text and "From the fitted mixture (gmm:3)" in text and "seed [4, 0]" in text
     assert {"dl_samples_prior", "dl_samples"} <= set(downloads(at))
+
+
+def test_a_conditional_models_class_mixtures_beside_the_prior_with_both_recognition_shares(gmm_models_dir, monkeypatch):
+    """A conditional model with one mixture per class: the prior's grid decodes N(0, I) codes with the same labels,
+    the mixture's is the `sample` signature; the table counts the mixture's samples and a caption gives the prior's
+    share, both recomputed here with the shipped classifier."""
+    import tensorflow as tf
+
+    from vae_keras import sample_quality
+    from vae_keras.data import load_images
+
+    at = make_app(gmm_models_dir, monkeypatch, model="gmmcond/1", page="Random samples")
+    widget(at.slider, "sample_n").set_value(20)
+    rerun(at)
+    prior, mixture = grids(at)
+    model = exported(gmm_models_dir / "gmmcond" / "1")
+    labels = np.arange(20) % 10
+    x_prior = np.asarray(model.decode(tf.random.stateless_normal([20, 2], seed=[0, 0]).numpy(), label=labels)["x_mean"])
+    x_mixture = np.asarray(model.sample(20, seed=0, label=labels)["x_mean"])
+    np.testing.assert_allclose(tile_arrays(prior, 28), x_prior, atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(tile_arrays(mixture, 28), x_mixture, atol=1 / 255 + 1e-6)
+    classifier = sample_quality.find_classifier(load_images("mnist-10k"))
+    mixture_share = np.mean(classifier.predict(x_mixture) == labels)
+    prior_share = np.mean(classifier.predict(x_prior) == labels)
+    table = page(at).dataframe[0].value
+    assert table["recognised"].sum() == round(mixture_share * 20)
+    text = " ".join(captions(at))
+    assert f"{mixture_share:.0%} of the 20 samples above are recognised" in text
+    assert f"with the same labels and seed: {prior_share:.0%} recognised as their class" in text
 
 
 # ------------------------------------------------------------------------------------------------

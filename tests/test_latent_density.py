@@ -52,17 +52,82 @@ def test_the_density_integrates_to_one_and_matches_scipy():
     np.testing.assert_allclose(density[::997], expected, rtol=1e-4, atol=1e-12)
 
 
-def test_the_option_is_parsed_and_a_conditional_model_is_refused():
+def test_the_option_is_parsed_and_a_conditional_model_gets_one_mixture_per_class():
     assert ld.parse_sampler("prior") is None and ld.parse_sampler("gmm") == 10 and ld.parse_sampler("gmm:3") == 3
     for bad in ("gmm:0", "gmm3", "flow", "gmm:-1", None):
         with pytest.raises(ConfigError, match="gmm:K"):
             ld.parse_sampler(bad)
-    with pytest.raises(ConfigError, match="sampler='gmm:2' cannot be combined with num_classes=3"):
-        vae_keras.build_vae((6, 6, 1), latent_dim=2, hidden=(4,), num_classes=3, sampler="gmm:2")
+    vae = vae_keras.build_vae((6, 6, 1), latent_dim=2, hidden=(4,), num_classes=3, sampler="gmm:2")
+    assert vae.sampler.mixture_shape == (3, 2) and tuple(vae.sampler.means.shape) == (3, 2, 2)
     from vae_keras.training import TrainConfig
 
-    with pytest.raises(ConfigError, match="--sampler gmm:4 cannot be combined with --conditional:"):
-        TrainConfig(sampler="gmm:4", conditional=True).validate()
+    TrainConfig(sampler="gmm:4", conditional=True).validate()  # combined, no longer refused
+    with pytest.raises(ConfigError, match="num_classes=None; the model has num_classes=3"):
+        vae_keras.build_vae((6, 6, 1), latent_dim=2, hidden=(4,), num_classes=3, sampler=ld.GaussianMixtureSampler(2, 2))
+
+
+def _per_class_sampler(k=3, d=2, classes=2):
+    parts = [_mixture(seed=10 + c, k=k, d=d) for c in range(classes)]
+    sampler = ld.GaussianMixtureSampler(k, d, num_classes=classes)
+    sampler.set_mixture(np.stack([p[1] for p in parts]), np.stack([p[2] for p in parts]),
+                        np.stack([np.linalg.cholesky(p[3]) for p in parts]))
+    return sampler, parts
+
+
+def test_a_per_class_sampler_draws_each_sample_from_its_class_mixture():
+    """Per label, the samples have the class mixture's mean and covariance (the law of total covariance), and the
+    density is the class mixture's, by scipy; a missing label, or a label for a one-mixture sampler, is refused."""
+    from scipy.stats import multivariate_normal
+
+    sampler, parts = _per_class_sampler()
+    labels = np.arange(200_000) % 2
+    z = np.asarray(sampler.sample(len(labels), 7, labels))
+    for c, (_, w, mu, cov) in enumerate(parts):
+        mean = (w[:, None] * mu).sum(0)
+        total = (w[:, None, None] * (cov + np.einsum("ki,kj->kij", mu - mean, mu - mean))).sum(0)
+        np.testing.assert_allclose(z[labels == c].mean(0), mean, atol=0.04)
+        np.testing.assert_allclose(np.cov(z[labels == c], rowvar=False), total, atol=0.1)
+        points = z[labels == c][:20]
+        expected = sum(wk * multivariate_normal(m, cv).pdf(points) for wk, m, cv in zip(w, mu, cov))
+        got = np.exp(np.asarray(sampler.log_prob(points, np.full(20, c))))
+        np.testing.assert_allclose(got, expected, rtol=1e-4)
+    np.testing.assert_array_equal(np.asarray(sampler.sample(4, 7, [0, 1, 0, 1])), np.asarray(sampler.sample(4, 7, [0, 1, 0, 1])))
+    with pytest.raises(ConfigError, match="one mixture per class .*pass the label"):
+        sampler.sample(4, 7)
+    with pytest.raises(ConfigError, match="takes no label"):
+        _mixture()[0].sample(4, 7, np.zeros(4, np.int32))
+    with pytest.raises(ConfigError, match=r"holds weights \(2, 3\)"):
+        sampler.set_mixture(*(np.asarray(a)[0] for a in (parts[0][1], parts[0][2], np.linalg.cholesky(parts[0][3]))))
+
+
+def test_a_conditional_model_fits_one_mixture_per_class_and_the_export_samples_the_labels_class(mnist_small, tmp_path):
+    """train(conditional=True, sampler="gmm:2"): each class's mixture is scikit-learn's on that class's posterior
+    means; the SavedModel's `sample` draws the same z per label as the library, and `vae-keras sample --label`
+    works."""
+    from sklearn.mixture import GaussianMixture
+
+    from vae_keras import data, evaluation
+    from vae_keras.cli import main
+    from vae_keras.training import TrainConfig, train
+
+    result = train(TrainConfig(conditional=True, sampler="gmm:2", epochs=1, latent_dim=2, hidden=(16,),
+                               eval_iw_samples=0, out=str(tmp_path), verbose=0), data=mnist_small)
+    model = result["model"]
+    x, y = data.binarize(mnist_small.x_train, 0), mnist_small.y_train
+    z_mean, _ = evaluation.latent_statistics(model, x, labels=y)
+    for c in (0, 7):
+        gmm = GaussianMixture(2, covariance_type="full", random_state=0, reg_covar=1e-5).fit(z_mean[y == c].astype(np.float64))
+        got = model.sampler.means.numpy()[c]
+        np.testing.assert_allclose(got[np.argsort(got[:, 0])], gmm.means_[np.argsort(gmm.means_[:, 0])], rtol=1e-4, atol=1e-5)
+    labels = np.array([0, 7, 7, 3, 0, 1], np.int32)
+    z = np.asarray(model.sample_latent(6, 3, labels))
+    exported = vae_keras.ExportedVAE(result["export_path"])
+    np.testing.assert_allclose(exported.sample(6, seed=3, label=labels)["z"], z, rtol=1e-5, atol=1e-6)
+    # each z comes from its own class's mixture: the class-0 and class-7 codes differ with the label alone
+    assert not np.allclose(np.asarray(model.sample_latent(6, 3, np.zeros(6, np.int32))), np.asarray(model.sample_latent(6, 3, np.full(6, 7, np.int32))))
+    assert exported.card["sampler"]["per_class"] is True
+    png = str(tmp_path / "s.png")
+    assert main(["sample", result["export_path"], "--num", "4", "--label", "3", "--output", png]) == 0
 
 
 @pytest.fixture(scope="module")

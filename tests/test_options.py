@@ -62,7 +62,6 @@ REFUSED = {
     frozenset({"objective", "free_bits"}), frozenset({"objective", "capacity"}),
     frozenset({"capacity", "free_bits"}), frozenset({"capacity", "kl_warmup"}), frozenset({"capacity", "beta"}),
     frozenset({"binarize", "likelihood=gaussian"}), frozenset({"binarize", "likelihood=logistic"}),
-    frozenset({"sampler=gmm", "conditional"}),
     frozenset({"prior=vamp", "free_bits"}), frozenset({"prior=mog", "free_bits"}),
     frozenset({"prior=vamp", "conditional"}), frozenset({"prior=mog", "conditional"}),
     # beta-TCVAE's decomposition has no analytic KL for free bits or capacity to act on.
@@ -374,7 +373,6 @@ def test_latent_sizes_must_match_the_number_of_layers():
     ({"early_stopping_patience": 3}, ("--early-stopping-patience 3", "--validation-split 0.0")),
     ({"lr_schedule": "cosine", "time_limit": 5.0, "distribute": "multi-worker"},
      ("--lr-schedule cosine", "--distribute multi-worker", "--time-limit")),
-    ({"sampler": "gmm:5", "conditional": True}, ("--sampler gmm:5", "--conditional")),
     ({"prior": "vamp", "free_bits": 0.5}, ("--prior vamp", "--free-bits 0.5")),
     ({"prior": "mog", "conditional": True}, ("--prior mog", "--conditional")),
     ({"prior_components": 5}, ("--prior-components 5", "--prior standard")),

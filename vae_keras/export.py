@@ -106,10 +106,11 @@ def _signature_functions(model):
         return decode_outputs(z, checked(label))
 
     def sample(num_samples, seed, label=None):
-        z = model.sample_latent(num_samples, seed)  # the prior, or the fitted mixture (--sampler gmm:K)
         if label is not None:
             tf.debugging.assert_equal(tf.shape(label)[0], num_samples, message="label needs one entry per sample")
-        return {"x_mean": decode_outputs(z, checked(label), seed=seed)["x_mean"], "z": z}
+        label = checked(label)
+        z = model.sample_latent(num_samples, seed, label)  # the prior, or the fitted mixture (of each sample's class)
+        return {"x_mean": decode_outputs(z, label, seed=seed)["x_mean"], "z": z}
 
     def log_weights(x, num_samples, seed, label=None):
         # log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k = mean + sigma * eps_k, eps: seed [seed, 0]
@@ -254,9 +255,14 @@ def _sampler_card(model):
         if model.prior.kind == "standard":
             return {"name": "prior", "description": "z ~ N(0, I), the prior"}
         return {"name": "prior", "description": f"z from the learned prior ({model.prior.kind})"}
-    return {"name": f"gmm:{sampler.num_components}", "covariance": sampler.covariance,
-            "description": f"z from a {sampler.num_components}-component Gaussian mixture ({sampler.covariance} "
-                           "covariance) fitted to the encoder's posterior means of the training images"}
+    if sampler.num_classes is None:
+        return {"name": f"gmm:{sampler.num_components}", "covariance": sampler.covariance,
+                "description": f"z from a {sampler.num_components}-component Gaussian mixture ({sampler.covariance} "
+                               "covariance) fitted to the encoder's posterior means of the training images"}
+    return {"name": f"gmm:{sampler.num_components}", "covariance": sampler.covariance, "per_class": True,
+            "description": f"z from the sample's class's {sampler.num_components}-component Gaussian mixture "
+                           f"({sampler.covariance} covariance), fitted to the encoder's posterior means of that "
+                           "class's training images"}
 
 
 def build_model_card(model, dataset=None, metrics=None, extra=None):

@@ -44,7 +44,7 @@ capacity target do not apply: a capacity run validates the ELBO, reconstruction 
 of tcvae, factorvae and the DIP-VAEs do, the discriminator is not trained).
 
 ``sampler`` (prior or gmm:K) only changes where random samples' z come from, never the loss, so it
-combines with everything except a conditional model (refused).
+combines with everything; a conditional model gets one mixture per class.
 
 ``latent_layers`` L > 1 (`vae_keras.models.hierarchical`, Burda et al. 2016's bottom-up model with
 q(z_1|x) q(z_2|z_1)... and p(z_L) p(z_{L-1}|z_L)... p(x|z_1)) keeps every formula above with
@@ -141,9 +141,6 @@ REFUSED = (
             "the capacity schedule only acts with controlled capacity (capacity_max > 0)"),
     Refusal("binarize", "likelihood", lambda o: o["binarize"] and o["likelihood"] != "bernoulli",
             "dynamic binarization makes binary pixels, which only the bernoulli likelihood models"),
-    Refusal("sampler", "num_classes", lambda o: o["sampler"] != "prior" and o["num_classes"] is not None,
-            "one mixture fitted to the posterior means of all classes would ignore the label a conditional model "
-            "samples with", fix="Sample a conditional model from the prior (sampler='prior', --sampler prior)."),
     Refusal("prior", "free_bits", lambda o: o["prior"] != "standard" and o["free_bits"] > 0,
             "free bits floor each latent dim's KL, and a learned prior's KL does not split into dims"),
     Refusal("prior", "num_classes", lambda o: o["prior"] != "standard" and o["num_classes"] is not None,

@@ -343,13 +343,16 @@ def model_samples(model, num_samples, seed=0, labels=None, batch_size=500):
     """``num_samples`` random images E[x|z] of a model, seeded (``labels`` [N] for a conditional one).
 
     z comes from the model's ``sample_latent(n, seed)`` (a `VAE`: its prior, or its fitted mixture under
-    ``sampler="gmm:K"``), or from N(0, I) drawn with numpy for a model without one.
+    ``sampler="gmm:K"``, of each sample's class for a conditional model), or from N(0, I) drawn with numpy for a
+    model without one.
     """
     import keras
 
     checks.check_integer("num_samples", num_samples, 1)
     if hasattr(model, "sample_latent"):
-        z = keras.ops.convert_to_numpy(model.sample_latent(num_samples, seed)).astype(np.float32)
+        # A conditional model's fitted sampler draws from each sample's class's mixture.
+        given = {} if labels is None else {"label": np.asarray(labels, np.int32)}
+        z = keras.ops.convert_to_numpy(model.sample_latent(num_samples, seed, **given)).astype(np.float32)
     else:
         z = np.random.default_rng(seed).standard_normal((num_samples, model.latent_dim)).astype(np.float32)
     out = []

@@ -359,7 +359,8 @@ def fit_model(config, model, run_data, resume=None, run=None, callbacks=()):
 
 def fit_sampler(config, model, run_data):
     """Stage 4b: with ``--sampler gmm:K``, fits the mixture to the posterior means of the training images
-    (binarized once with ``config.seed`` when the model binarizes: the images it trained on); else nothing."""
+    (binarized once with ``config.seed`` when the model binarizes: the images it trained on; a conditional
+    model: one mixture per class, on that class's images); else nothing."""
     if model.sampler is None:
         return
     from vae_keras import data as data_lib
@@ -367,7 +368,8 @@ def fit_sampler(config, model, run_data):
 
     x = run_data.fit_data.x_train
     x = data_lib.binarize(x, config.seed) if run_data.binarized else data_lib.to_float(x)
-    latent_density.fit_gmm_sampler(model, x, seed=config.seed)
+    labels = run_data.fit_data.y_train if config.conditional else None  # a conditional model: one mixture per class
+    latent_density.fit_gmm_sampler(model, x, seed=config.seed, labels=labels)
 
 
 def evaluate_model(config, model, run_data, history, resume=None, time_limit=None):

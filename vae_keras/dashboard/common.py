@@ -71,11 +71,11 @@ def sample_images(model_key, _model, n, seed, temperature, labels=None):
 
 
 @st.cache_data(show_spinner="Sampling from the prior…", max_entries=64)
-def standard_prior_images(model_key, _model, n, seed):
+def standard_prior_images(model_key, _model, n, seed, labels=None):
     """The decoder means of ``n`` codes z ~ N(0, I) of the standard prior (TensorFlow's stateless normal, seed
-    [seed, 0]: `ExportedVAE.standard_normal_z`) through `decode`, for a model whose `sample` draws from a fitted
-    mixture (an unconditional model: a mixture sampler is refused with classes)."""
-    return np.asarray(_model.decode(_model.standard_normal_z(n, seed))["x_mean"])
+    [seed, 0]: `ExportedVAE.standard_normal_z`) through `decode` (with ``labels`` for a conditional model), for a
+    model whose `sample` draws from a fitted mixture."""
+    return np.asarray(_model.decode(_model.standard_normal_z(n, seed), **with_labels(labels))["x_mean"])
 
 
 @st.cache_resource(show_spinner="Loading the sample-quality classifier…", max_entries=4)
@@ -100,6 +100,12 @@ def predicted_classes(model_key, _model, spec, _classifier, n, seed, temperature
     """The class the sample-quality classifier of dataset ``spec`` sees in each of the ``n`` samples that
     `sample_images` draws with the same arguments."""
     return np.asarray(_classifier.predict(sample_images(model_key, _model, n, seed, temperature, labels)))
+
+
+@st.cache_data(show_spinner="Classifying the prior's samples…", max_entries=32)
+def predicted_prior_classes(model_key, _model, spec, _classifier, n, seed, labels):
+    """The class the sample-quality classifier of dataset ``spec`` sees in each of `standard_prior_images`."""
+    return np.asarray(_classifier.predict(standard_prior_images(model_key, _model, n, seed, labels)))
 
 
 @st.cache_data(show_spinner="Decoding…", max_entries=64)

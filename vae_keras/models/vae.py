@@ -84,8 +84,8 @@ class VAE(keras.Model):
         sampler: where random samples' z come from: "prior" (the model's prior p(z), the default), or
             "gmm:K" for a K-component Gaussian mixture fitted after training to the posterior means
             (`vae_keras.latent_density.fit_gmm_sampler`; it equals N(0, I) until fitted), or a
-            `GaussianMixtureSampler`. It only changes sampling (`sample_latent`, the exported `sample`
-            signature), never the loss or the likelihood estimates.
+            `GaussianMixtureSampler`. A conditional model gets one mixture per class. It only changes sampling
+            (`sample_latent`, the exported `sample` signature), never the loss or the likelihood estimates.
         seed: seed of the sampling and binarization noise (and of a learned prior's initial values).
         prior: p(z): "standard" (N(0, I)), "vamp" (the VampPrior), "mog" (a mixture of Gaussians), or a
             `vae_keras.priors.Prior`; see `vae_keras.priors`. Held as ``self.prior`` (``log_prob``,
@@ -167,7 +167,7 @@ class VAE(keras.Model):
         self.iw_samples = iw_samples
         self.num_classes = num_classes
         self.seed = seed
-        self.sampler = _make_sampler(sampler, self.latent_dim)  # None: the prior (latent_dim: the top layer's)
+        self.sampler = _make_sampler(sampler, self.latent_dim, num_classes)  # None: the prior (latent_dim: the top layer's)
         self.iwae_gradient = iwae_gradient
         self.prior = priors_lib.get(prior, self.latent_dim, self.image_shape, components=prior_components, seed=seed)
         self.prior.bind(self)
@@ -350,12 +350,13 @@ class VAE(keras.Model):
         earlier pixels (of ``x``, or generated: see `decode`)."""
         return self.likelihood.mean(self.decode(z, label, x=x, seed=seed))
 
-    def sample_latent(self, num_samples, seed):
+    def sample_latent(self, num_samples, seed, label=None):
         """z [num_samples, D] for random samples, stateless and seeded (the same int seed, the same z): the
         model's prior (`self.prior.sample`; N(0, I) is TensorFlow's stateless normal with seed [seed, 0]), or
-        the fitted mixture of ``sampler``."""
+        the fitted mixture of ``sampler`` (a conditional model's: the mixture of each sample's class, ``label``
+        [num_samples]). The prior p(z) of a conditional model is the same for every class."""
         if self.sampler is not None:
-            return self.sampler.sample(num_samples, seed)
+            return self.sampler.sample(num_samples, seed, label if self.sampler.num_classes else None)
         return self.prior.sample(num_samples, seed)
 
     @property
@@ -716,16 +717,20 @@ def _sampler_name(sampler):
     return sampler
 
 
-def _make_sampler(sampler, latent_dim):
-    """None for the prior, else a `GaussianMixtureSampler` (an unfitted one, equal to N(0, I), for "gmm:K")."""
+def _make_sampler(sampler, latent_dim, num_classes=None):
+    """None for the prior, else a `GaussianMixtureSampler` (an unfitted one, equal to N(0, I), for "gmm:K"; one
+    mixture per class for a conditional model)."""
     if isinstance(sampler, latent_density.GaussianMixtureSampler):
         if sampler.latent_dim != latent_dim:
             raise ConfigError(f"The sampler draws z of {sampler.latent_dim} dims; the encoder's latent has {latent_dim}.")
+        if sampler.num_classes != num_classes:
+            raise ConfigError(f"The sampler holds mixtures for num_classes={sampler.num_classes}; the model has "
+                              f"num_classes={num_classes}.")
         return sampler
     components = latent_density.parse_sampler(sampler)
     if components is None:
         return None
-    return latent_density.GaussianMixtureSampler(components, latent_dim, name="sampler")
+    return latent_density.GaussianMixtureSampler(components, latent_dim, num_classes=num_classes, name="sampler")
 
 
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")

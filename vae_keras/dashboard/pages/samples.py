@@ -11,6 +11,7 @@ from vae_keras.dashboard.common import (
     SEED_MAX,
     file_stem,
     predicted_classes,
+    predicted_prior_classes,
     sample_classifier,
     sample_images,
     show_grid,
@@ -55,7 +56,9 @@ def render(sel, listed):
     labels = sel.labels(int(n), cls)
     x = sample_images(sel.key, sel.model, int(n), seed, float(temperature), labels)
     if sampler != "prior":
-        mixture_beside_prior(sel, x, int(n), seed, sampler, prior, ncol, scale)
+        mixture_beside_prior(sel, x, int(n), seed, sampler, prior, ncol, scale, labels)
+        if sel.conditional:
+            recognised_as_their_class(sel, int(n), seed, 1.0, labels, beside_prior=prior == "standard")
         return
     show_grid(dl.tile_pngs(x, scale), ncol, col_headers=list(sel.class_names) if per_class and n >= ncol else None,
               alt="sample", download=(dl.grid_download_png(x, ncol, scale),
@@ -70,7 +73,7 @@ def render(sel, listed):
         recognised_as_their_class(sel, int(n), seed, float(temperature), labels)
 
 
-def mixture_beside_prior(sel, x, n, seed, sampler, prior, ncol, scale):
+def mixture_beside_prior(sel, x, n, seed, sampler, prior, ncol, scale, labels=None):
     """The fitted mixture's samples (the `sample` signature) beside the prior's, with the same seed.
 
     The standard prior's are decoded from z ~ N(0, I) drawn as `ExportedVAE.sample` draws them for a temperature
@@ -81,7 +84,7 @@ def mixture_beside_prior(sel, x, n, seed, sampler, prior, ncol, scale):
     with left:
         st.markdown("**From the prior p(z)**")
         if prior == "standard":
-            xp = standard_prior_images(sel.key, sel.model, n, seed)
+            xp = standard_prior_images(sel.key, sel.model, n, seed, labels)
             show_grid(dl.tile_pngs(xp, scale), ncol, alt="sample from the prior",
                       download=(dl.grid_download_png(xp, ncol, scale), f"{file_stem(sel)}-prior-samples-seed{seed}.png",
                                 "dl_samples_prior"))
@@ -102,8 +105,10 @@ def mixture_beside_prior(sel, x, n, seed, sampler, prior, ncol, scale):
                "classless samples).")
 
 
-def recognised_as_their_class(sel, n, seed, temperature, labels):
-    """How often the dataset's sample-quality classifier recognises each drawn sample as the class it was drawn for."""
+def recognised_as_their_class(sel, n, seed, temperature, labels, beside_prior=False):
+    """How often the dataset's sample-quality classifier recognises each drawn sample as the class it was drawn for
+    (``beside_prior``: a model with a fitted mixture, whose samples are the mixture's; the standard prior's share at
+    the same seed and labels follows)."""
     st.subheader("Recognised as their class?")
     spec = sel.card.get("dataset")
     classifier, reason = sample_classifier(spec) if spec else (None, "the model card names no dataset.")
@@ -125,3 +130,10 @@ def recognised_as_their_class(sel, n, seed, temperature, labels):
                + (f" (its accuracy on the real test images: {accuracy:.1%})" if isinstance(accuracy, float) else "")
                + ". Few samples per class make these shares rough: draw more with the slider, or see the model card's "
                  "sample class accuracy (vae-keras train --sample-quality N).")
+    if beside_prior:
+        prior_predicted = predicted_prior_classes(sel.key, sel.model, spec, classifier, n, seed, labels)
+        _, prior_overall = dl.recognition_table(labels, prior_predicted, sel.class_names)
+        st.caption(f"The table counts the fitted mixture's samples (each class's own mixture). The prior's samples "
+                   f"beside them, with the same labels and seed: {prior_overall:.0%} recognised as their class. "
+                   "The encoder also puts the class into z, so a code from the class-free prior can say another class "
+                   "than the label.")
