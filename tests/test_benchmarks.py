@@ -351,3 +351,28 @@ def test_the_disentanglement_table_shows_each_model_median_and_range():
     markdown = disentanglement.render_markdown(results)
     assert "| beta-TCVAE (beta 6) | 101 | 0.120 (0.100–0.300) | 0.660 (0.500–0.700) | 0.900 (0.800–1.000) |" in markdown
     assert "| beta-TCVAE (beta 6) | 2 | 60.0 | 102 | 0.120 | 0.660 | 1.000 | 3 | 1.0 1.0 1.0 | 2.0 2.0 2.0 |" in markdown
+
+
+# ------------------------------------------------------------------------------------------------
+# benchmarks.conditional_samples (issue 14's conditional target)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_conditional_samples_table_reports_medians_and_the_90_percent_target():
+    from benchmarks import conditional_samples as cs
+
+    def rows(*accuracies):
+        return [{"seed": s, "class_accuracy": a, "fd": 10.0 + s, "precision": 0.8, "recall": 0.5}
+                for s, a in enumerate(accuracies)]
+
+    results = {"command": "python -m benchmarks.conditional_samples", "started": "now", "total_seconds": 60,
+               "machine": {"nproc": 2, "cpu_model": "cpu"}, "settings": {"epochs": 3, "samples": 100, "seeds": [0, 1]},
+               "runs": [{"dataset": "mnist-10k", "classifier_test_accuracy": 0.98,
+                         "samplers": {"prior": rows(0.55, 0.61), "gmm:1": rows(0.93, 0.95), "gmm:10": rows(0.96, 0.97)}},
+                        {"dataset": "fashion", "classifier_test_accuracy": None,
+                         "samplers": {"prior": rows(0.60, 0.62), "gmm:1": rows(0.91, 0.93), "gmm:10": rows(0.85, 0.89)}}]}
+    text = cs.render_markdown(results)
+    assert "| mnist-10k | the prior N(0, I) | 58.0% (55.0% / 61.0%) | 10.5 (10.0 / 11.0) |" in text
+    assert "- mnist-10k: the prior 58.0%, the class mixtures (gmm:10) 96.5%: target met with `--sampler gmm:10` (best: gmm:10)." in text
+    assert "- fashion: the prior 61.0%, the class mixtures (gmm:10) 87.0%: target **not met**" in text
+    assert "(best: gmm:1)" in text

@@ -57,7 +57,7 @@ class GaussianMixtureSampler(keras.layers.Layer):
             checks.check_integer("num_classes", num_classes, 1)
         self.num_components, self.latent_dim, self.covariance = int(num_components), int(latent_dim), covariance
         self.num_classes = None if num_classes is None else int(num_classes)
-        k, d = self.num_components, self.latent_dim
+        d = self.latent_dim
         lead = self.mixture_shape
         self.logits = self.add_weight(shape=lead, initializer="zeros", trainable=False, name="logits")
         self.means = self.add_weight(shape=(*lead, d), initializer="zeros", trainable=False, name="means")
