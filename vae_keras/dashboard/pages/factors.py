@@ -90,7 +90,7 @@ def metrics_section(sel, data, spec):
         return
     c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
     num_train = c1.selectbox("Samples per metric", METRIC_SAMPLES, key="factors_samples", persist_state="page",
-                             format_func=lambda n: f"{n:,}" + (" (disentanglement_lib's size; minutes)" if n == 10000 else ""))
+                             format_func=lambda n: f"{n:,}" + (" (disentanglement_lib's size)" if n == 10000 else ""))
     key = f"factors_metrics:{sel.key}:{int(num_train)}"
     if not st.session_state.get(key) and not c2.button("Compute the metrics", key="factors_compute",
                                                        help="MIG, FactorVAE score, SAP, DCI (random forest) and beta-VAE "
@@ -107,7 +107,9 @@ def metrics_section(sel, data, spec):
     progress.empty()
     st.dataframe(fl.metrics_rows(summary), hide_index=True)
     st.caption(f"{int(num_train):,} training samples per metric (test samples half of it), seed 0; DCI with the "
-               f"{dis.DCI_PREDICTOR} predictor. `vae-keras evaluate MODEL --disentanglement` computes the same numbers.")
+               f"{dis.DCI_PREDICTOR} predictor; the FactorVAE and beta-VAE scores' votes drawn from a pool of "
+               f"{dis.POOL_SIZE:,} images encoded once. `vae-keras evaluate MODEL --disentanglement` computes the same "
+               "numbers.")
 
 
 def traversals_section(sel, followed):
