@@ -54,7 +54,8 @@ def with_sampler(model, sampler, x, labels):
     config = dict(model.get_config(), sampler=sampler)
     copy = vae_keras.VAE.from_config(config)
     copy(copy.example_inputs())
-    copy.set_weights(model.get_weights()[: len(copy.get_weights())])
+    copy.encoder.set_weights(model.encoder.get_weights())  # the networks' weights; the sampler is the copy's own
+    copy.decoder.set_weights(model.decoder.get_weights())
     if sampler != "prior":
         latent_density.fit_gmm_sampler(copy, x, seed=0, labels=labels)
     return copy
