@@ -247,16 +247,19 @@ def render_markdown(results):
     lines += ["", "## Runs", "",
               "\"train s\" is the time `fit` ran: the budget, plus the overshoot of the last call (the time limit "
               "is checked between calls of 32 steps, and the first call includes tracing the step) and the "
-              "epoch's validation. \"steps\" is the training steps done (batch 128).", "",
-              "| model | seed | train s | steps | MIG | DCI dis. | FactorVAE score | metrics s | load before | load after |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+              "epoch's validation. \"steps\" is the training steps done (batch 128). \"codes used\" is the number of "
+              "codes whose standard deviation over the images reaches the FactorVAE score's pruning threshold "
+              "(0.05): 0 means the posterior collapsed to the prior and every score is 0.", "",
+              "| model | seed | train s | steps | codes used | MIG | DCI dis. | FactorVAE score | metrics s | load before | load after |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in results["runs"]:
         m = r.get("metrics")
         if m is None:
             lines.append(f"| {MODELS[r['model']][0]} | {r['seed']} | failed: {r.get('error', '?')} |")
             continue
         secs = m["seconds"]["mig_dci_incl_encoding"] + m["seconds"]["factorvae_score_incl_encoding"]
-        lines.append(f"| {MODELS[r['model']][0]} | {r['seed']} | {r['train_seconds']:.1f} | {r['steps']} | {_num(m['mig'])} | "
+        used = m.get("factorvae_active_dims", "—")
+        lines.append(f"| {MODELS[r['model']][0]} | {r['seed']} | {r['train_seconds']:.1f} | {r['steps']} | {used} | {_num(m['mig'])} | "
                      f"{_num(m['dci_disentanglement'])} | {_num(m['factorvae_score'])} | {secs:.0f} | "
                      f"{' '.join(map(str, r['load_average_before'] or []))} | {' '.join(map(str, r['load_average_after'] or []))} |")
     lines += ["", f"Machine: `{json.dumps(machine)}`.", ""]
