@@ -342,6 +342,7 @@ def test_the_disentanglement_table_shows_each_model_median_and_range():
     runs = [{"model": "beta_tcvae", "seed": s, "train_seconds": 60.0, "steps": 100 + s, "images_seen": 12800,
              "load_average_before": [1.0, 1.0, 1.0], "load_average_after": [2.0, 2.0, 2.0],
              "metrics": {**{k: v[s] for k, v in values.items()}, "dci_completeness": 0.4, "dci_informativeness": 0.9,
+                         "factorvae_active_dims": 7 + s,
                          "seconds": {"mig_dci_incl_encoding": 1.0, "factorvae_score_incl_encoding": 2.0}}}
             for s in range(3)]
     results = {"command": "python -m benchmarks.disentanglement", "started": "today", "total_seconds": 60.0,
@@ -350,7 +351,9 @@ def test_the_disentanglement_table_shows_each_model_median_and_range():
                             "votes": 100, "common": disentanglement.COMMON}}
     markdown = disentanglement.render_markdown(results)
     assert "| beta-TCVAE (beta 6) | 101 | 0.120 (0.100–0.300) | 0.660 (0.500–0.700) | 0.900 (0.800–1.000) |" in markdown
-    assert "| beta-TCVAE (beta 6) | 2 | 60.0 | 102 | 0.120 | 0.660 | 1.000 | 3 | 1.0 1.0 1.0 | 2.0 2.0 2.0 |" in markdown
+    assert "| beta-TCVAE (beta 6) | 2 | 60.0 | 102 | 9 | 0.120 | 0.660 | 1.000 | 3 | 1.0 1.0 1.0 | 2.0 2.0 2.0 |" in markdown
+    del runs[0]["metrics"]["factorvae_active_dims"]  # a run recorded before the column: a dash
+    assert "| beta-TCVAE (beta 6) | 0 | 60.0 | 100 | — | 0.300 |" in disentanglement.render_markdown(results)
 
 
 # ------------------------------------------------------------------------------------------------
