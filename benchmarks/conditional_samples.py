@@ -79,7 +79,8 @@ def run_dataset(spec, args, out):
     record = {"dataset": spec, "train_seconds": round(train_seconds, 1), "num_classes": int(model.num_classes),
               "classifier_test_accuracy": classifier.info.get("test_accuracy"), "samplers": {}}
     for sampler in SAMPLERS:
-        view = with_sampler(model, sampler, x, data.y_train)
+        # train() already fitted the model's own gmm:10 to these images (seed 0): no second fit of it
+        view = model if sampler == model.sampler_name else with_sampler(model, sampler, x, data.y_train)
         rows = []
         for seed in args.seeds:
             q = sample_quality.evaluate_samples(view, data, args.samples, seed=seed, classifier=classifier, progress=False)
