@@ -72,7 +72,7 @@ def test_sigkill_then_the_same_command_resumes_and_history_has_each_epoch_once(d
 
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(digits_npz, tmp_path):
     out, ckpt = tmp_path / "models", tmp_path / "ckpt"
-    proc = subprocess.Popen(_train_cmd(digits_npz, out, ckpt, epochs=2000), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(_train_cmd(digits_npz, out, ckpt, epochs=50), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV)
     _wait_for_epoch(str(ckpt), proc, minimum=1)
     proc.send_signal(signal.SIGINT)
