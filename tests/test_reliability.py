@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vae_keras import build_vae, exported, fileio, images, training
-from vae_keras.callbacks import EpochCheckpoint, TrainingDivergedError
+from vae_keras.callbacks import EpochCheckpoint, InterruptGuard, TrainingDivergedError
 from vae_keras.errors import ConfigError, OutputExistsError
 
 from conftest import REPO_ROOT
@@ -81,6 +81,50 @@ def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(digits_npz, tmp_path
     assert "Traceback" not in stderr
     assert "run the same command again to resume" in stderr.strip().splitlines()[-1]
     assert os.path.exists(ckpt / "state.json") and not (out / "run").exists()
+
+
+class _SwallowedInterrupt(keras.callbacks.Callback):
+    """After batch ``at`` of the first epoch, SIGINT arrives while a finalizer runs: Python raises KeyboardInterrupt
+    inside ``__del__`` and swallows it ("Exception ignored in ..."), as when a Ctrl-C lands in one of TensorFlow's
+    resource deleters during garbage collection."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.batches = at, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches.append(batch)
+        if len(self.batches) == self.at:
+            class Finalizer:
+                def __del__(self):
+                    signal.raise_signal(signal.SIGINT)  # the handler runs here, inside __del__
+
+            Finalizer()
+
+
+def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_training(digits_npz, tmp_path, monkeypatch):
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # what a user's `vae-keras train` has
+    unraisable = []  # what Python prints as "Exception ignored in ..."
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(u.exc_type))
+    swallow = _SwallowedInterrupt(at=3)
+    config = training.TrainConfig(dataset=digits_npz, epochs=3, hidden=(16,), latent_dim=2, batch_size=64,
+                                  steps_per_execution=1, eval_iw_samples=0, out=str(tmp_path / "models"),
+                                  checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
+    with pytest.raises(training.TrainingInterrupted, match="run the same command again to resume"):
+        training.train(config, callbacks=[swallow])
+    assert unraisable == [KeyboardInterrupt]  # the first KeyboardInterrupt was indeed lost in the finalizer
+    assert swallow.batches == [0, 1, 2]  # the guard raised it again before the next batch ran
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # and gave the handler back
+    assert not (tmp_path / "models").exists()
+
+
+def test_the_ctrl_c_guard_keeps_an_ignored_sigint_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup or in a background job
+    try:
+        with InterruptGuard():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _Poison(keras.callbacks.Callback):

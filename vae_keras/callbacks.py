@@ -1,9 +1,11 @@
-"""Keras callbacks for training runs: time limit, epoch timing, NaN guard and resumable checkpoints."""
+"""Keras callbacks for training runs: time limit, epoch timing, NaN guard, Ctrl-C guard and resumable checkpoints."""
 
 import glob
 import json
 import math
 import os
+import signal
+import threading
 import time
 import weakref
 
@@ -215,6 +217,49 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
                   f"{self.patience} epoch{'s' if self.patience != 1 else ''}; {restored}.", flush=True)
         elif self.last_epoch is not None and self.best_epoch != self.last_epoch:
             print(f"Training ended after epoch {self.last_epoch + 1}; {restored}.", flush=True)
+
+
+class InterruptGuard(keras.callbacks.Callback):
+    """Makes sure a Ctrl-C during ``fit`` stops it.
+
+    Python raises KeyboardInterrupt in whatever Python code runs when SIGINT arrives. When that code is a
+    finalizer (a ``__del__`` of TensorFlow's resource deleters or of a tf.data iterator, run by garbage
+    collection at any time), Python prints "Exception ignored in ..." and goes on, and training would carry
+    on as if nothing happened. Used as a context manager around ``fit`` (it installs the SIGINT handler and
+    restores the previous one, also when ``fit`` raises) and as one of its callbacks, it records every SIGINT
+    and raises KeyboardInterrupt again at the next batch or epoch boundary if the first one was lost.
+
+    It only replaces Python's default handler, in the main thread: a process started with SIGINT ignored
+    (``nohup``, a background job) or a program with its own handler keeps it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.interrupted = False
+        self._previous = None
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+    def _on_sigint(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def _raise_if_interrupted(self, *args, **kwargs):
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    on_epoch_begin = on_train_batch_begin = on_train_batch_end = _raise_if_interrupted
+    on_test_begin = on_test_batch_end = _raise_if_interrupted
 
 
 def random_state_variables(model):

@@ -333,7 +333,8 @@ def fit_model(config, model, run_data, resume=None, run=None, callbacks=()):
                                         binarize_seed=TEST_BINARIZE_SEED if run_data.binarized else None)
     time_limit = (callbacks_lib.TimeLimit(config.time_limit, progress=time_progress_of(model.optimizer),
                                           offset=resume.time_offset) if config.time_limit else None)
-    all_callbacks = [callbacks_lib.NaNGuard(), callbacks_lib.EpochTimer(resume.time_offset), callbacks_lib.ProgbarLogger()]
+    interrupt_guard = callbacks_lib.InterruptGuard()
+    all_callbacks = [interrupt_guard, callbacks_lib.NaNGuard(), callbacks_lib.EpochTimer(resume.time_offset), callbacks_lib.ProgbarLogger()]
     all_callbacks += [cb for cb in (time_limit, early_stopping) if cb is not None]
     if config.tensorboard:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=run.worker_path(config.tensorboard)))
@@ -346,8 +347,10 @@ def fit_model(config, model, run_data, resume=None, run=None, callbacks=()):
             model.set_weights(early_stopping.best_weights_on_resume)
         return checkpoint.history, time_limit
     try:
-        fit = run.fit(model, train_ds, validation_data=val_ds, epochs=config.max_epochs, initial_epoch=resume.initial_epoch,
-                      callbacks=all_callbacks, verbose=resolve_verbose(config))  # the pipeline shuffles
+        with interrupt_guard:  # a Ctrl-C swallowed by a finalizer still stops training at the next batch
+            fit = run.fit(model, train_ds, validation_data=val_ds, epochs=config.max_epochs,
+                          initial_epoch=resume.initial_epoch, callbacks=all_callbacks,
+                          verbose=resolve_verbose(config))  # the pipeline shuffles
     except KeyboardInterrupt:
         where = (f"The checkpoint in {config.checkpoint_dir!r} keeps every finished epoch; run the same "
                  "command again to resume.") if checkpoint else "Nothing was exported (use --checkpoint-dir to make runs resumable)."
