@@ -43,7 +43,7 @@ def test_quick_benchmark_writes_complete_results(tmp_path):
     assert runs["vae_keras"]["config"]["model"] == "mlp"
     # the quick run's variant (mog: the cheapest learned prior): the default's configuration plus its one override, trained for the same budget
     default_config, variant_config = runs["vae_keras"]["config"], runs["vae_keras+mog"]["config"]
-    assert variant_config["prior"] == "mog" and default_config["prior"] == "standard"
+    assert variant_config["prior"] == "mog" and default_config["prior"] == "vamp"  # prior auto, as resolved
     assert {k for k in default_config if default_config[k] != variant_config[k]} == {"prior"}
     # the default's final weights sampled a second time through a fitted gmm:10 sampler (no second training)
     rescored = runs["vae_keras"]["sample_quality_samplers"]["gmm:10"]

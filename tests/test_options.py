@@ -375,7 +375,9 @@ def test_latent_sizes_must_match_the_number_of_layers():
      ("--lr-schedule cosine", "--distribute multi-worker", "--time-limit")),
     ({"prior": "vamp", "free_bits": 0.5}, ("--prior vamp", "--free-bits 0.5")),
     ({"prior": "mog", "conditional": True}, ("--prior mog", "--conditional")),
-    ({"prior_components": 5}, ("--prior-components 5", "--prior standard")),
+    ({"prior": "standard", "prior_components": 5}, ("--prior-components 5", "--prior standard")),
+    # prior auto keeps the standard prior with --conditional, so the components have nothing to act on
+    ({"prior_components": 5, "conditional": True}, ("--prior-components 5", "--prior auto", "--conditional")),
     ({"iwae_gradient": "dreg"}, ("--iwae-gradient dreg", "--objective elbo")),
     ({"objective": "tcvae", "distribute": "mirrored"}, ("--objective tcvae", "--distribute mirrored")),
     ({"objective": "factorvae", "distribute": "multi-worker"}, ("--objective factorvae", "--distribute multi-worker")),
@@ -405,6 +407,49 @@ def test_train_config_resolves_the_kl_warmup_default():
     assert capacity.resolved_kl_warmup_epochs == 0.0  # controlled capacity has its own schedule
     assert plain.to_dict()["kl_warmup_epochs"] == 2.0  # config.json and checkpoints hold the value used
     assert TrainConfig(kl_warmup_epochs=0.5).to_dict()["kl_warmup_epochs"] == 0.5
+
+
+# Every option a learned prior is refused with, as TrainConfig fields; prior auto must fall back on them.
+LEARNED_PRIOR_REFUSED = [{"conditional": True}, {"free_bits": 0.5}, {"latent_layers": 2},
+                         {"objective": "tcvae"}, {"objective": "factorvae"}, {"objective": "dipvae1"},
+                         {"objective": "dipvae2"}]
+# Options a learned prior combines with: prior auto must choose the VampPrior with them.
+LEARNED_PRIOR_ALLOWED = [{}, {"objective": "iwae", "iw_samples": 5}, {"objective": "iwae", "iwae_gradient": "dreg"},
+                         {"capacity_max": 20.0}, {"beta": 4.0}, {"likelihood": "gaussian", "binarize": "none"},
+                         {"decoder": "pixelcnn"}, {"model": "conv"}, {"sampler": "gmm:5"}, {"distribute": "mirrored"},
+                         {"prior_components": 7}]
+
+
+@pytest.mark.parametrize("values", LEARNED_PRIOR_REFUSED)
+def test_prior_auto_keeps_the_standard_prior_where_a_learned_prior_is_refused(values):
+    with pytest.raises(ConfigError, match="--prior vamp cannot be combined"):
+        TrainConfig(prior="vamp", **values).validate()  # the contract refuses the VampPrior here...
+    config = TrainConfig(**values)
+    config.validate()  # ...so the default must not choose it
+    assert config.resolved_prior == "standard" and config.to_dict()["prior"] == "standard"
+
+
+@pytest.mark.parametrize("values", LEARNED_PRIOR_ALLOWED)
+def test_prior_auto_is_the_vampprior_wherever_it_is_allowed(values):
+    TrainConfig(prior="vamp", **values).validate()
+    config = TrainConfig(**values)
+    config.validate()
+    assert config.prior == "auto" and config.resolved_prior == "vamp"
+    assert config.to_dict()["prior"] == "vamp"  # config.json and checkpoints hold the prior used
+
+
+@pytest.mark.parametrize("prior", ["standard", "vamp", "mog"])
+def test_an_explicit_prior_is_kept(prior):
+    config = TrainConfig(prior=prior)
+    config.validate()
+    assert config.resolved_prior == prior and config.to_dict()["prior"] == prior
+
+
+def test_a_config_file_from_before_prior_auto_reproduces_its_run():
+    """config.json of an earlier run holds the resolved prior ('standard'), which stays what it says."""
+    old = TrainConfig.from_dict({**TrainConfig().to_dict(), "prior": "standard"})
+    assert old.resolved_prior == "standard"
+    assert TrainConfig.from_dict(TrainConfig().to_dict()).resolved_prior == "vamp"
 
 
 def test_cli_refuses_a_pair_before_loading_data(capsys, tmp_path):

@@ -127,9 +127,11 @@ def build_parser():
     t.add_argument("--iwae-gradient", choices=["plain", "dreg"],
                    help="encoder gradient of --objective iwae: plain (default) or dreg (Tucker et al. 2019's doubly "
                         "reparameterized gradient: the same expected value, lower variance)")
-    t.add_argument("--prior", choices=["standard", "vamp", "mog"],
-                   help="p(z): standard N(0, I) (default), vamp (VampPrior: pseudo-inputs through the encoder, started "
-                        "from random training images) or mog (a trainable mixture of Gaussians)")
+    t.add_argument("--prior", choices=["auto", "standard", "vamp", "mog"],
+                   help="p(z): auto (default): vamp, or standard where a learned prior is refused (--conditional, "
+                        "--free-bits, --latent-layers > 1, a disentangling --objective); standard N(0, I); vamp (VampPrior: "
+                        "pseudo-inputs through the encoder, started from random training images); mog (a trainable "
+                        "mixture of Gaussians)")
     t.add_argument("--prior-components", type=_positive_int, metavar="K",
                    help="components of --prior vamp (pseudo-inputs, default 100) or mog (default 10)")
     t.add_argument("--no-output-bias-init", dest="output_bias_init", action="store_const", const=False,

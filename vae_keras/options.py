@@ -225,6 +225,60 @@ def _raise(rule, options, cli):
     raise ConfigError(f"{a} cannot be combined with {b}: {rule.why}. {rule.fix}")
 
 
+# ``prior="auto"`` (the training run's default, `TrainConfig.prior`): the VampPrior wherever the contract
+# allows it, the standard prior where it refuses a learned prior (issue 14's defaults study: at 240 s on
+# Fashion-MNIST the VampPrior won on both test NLL and random samples' FD; benchmarks/RESULTS.md).
+AUTO_PRIOR = "vamp"
+PRIORS = ("auto", "standard", "vamp", "mog")
+
+
+def auto_prior_blockers(**options):
+    """The `REFUSED` rules that refuse `AUTO_PRIOR` together with ``options`` (keywords as for
+    `check_model_options`, ``prior`` ignored): empty when ``prior="auto"`` resolves to `AUTO_PRIOR`."""
+    options.pop("cli", None)
+    values = _model_options(**{**options, "prior": AUTO_PRIOR})
+    return [rule for rule in REFUSED if "prior" in (rule.first, rule.second) and rule.when(values)]
+
+
+def resolve_prior(prior="auto", **options):
+    """``prior`` itself, or for ``"auto"``: `AUTO_PRIOR` unless the contract refuses it with the other ``options``
+    (keywords as for `check_model_options`; then ``"standard"``, the prior every option combines with)."""
+    if prior != "auto":
+        return prior
+    return "standard" if auto_prior_blockers(**options) else AUTO_PRIOR
+
+
+def auto_prior_reason(cli=False, **options):
+    """Why ``prior="auto"`` chose the standard prior with ``options``, in words (None when it chose `AUTO_PRIOR`)."""
+    blockers = auto_prior_blockers(**options)
+    if not blockers:
+        return None
+    options.pop("cli", None)
+    values = _model_options(**{**options, "prior": AUTO_PRIOR})
+    names = ", ".join(_describe(rule.second if rule.first == "prior" else rule.first, values, cli) for rule in blockers)
+    return f"the standard N(0, I) prior, since a learned prior cannot be combined with {names}"
+
+
+def _model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, capacity_max=0.0,
+                   capacity_steps_set=False, capacity_gamma=DEFAULT_CAPACITY_GAMMA, iw_samples=1, binarize=False,
+                   likelihood="bernoulli", sampler="prior", prior="standard", prior_components=None,
+                   iwae_gradient="plain", num_classes=None, gamma=DEFAULT_GAMMA, lambda_od=DEFAULT_LAMBDA_OD,
+                   lambda_d=None, dataset_size=None, discriminator_hidden_set=False, latent_layers=1,
+                   latent_sizes=1, decoder="factorized", given=None):
+    """The options as the `REFUSED` rules read them (``NAME_given``: the value as the user gave it, for messages)."""
+    options = {"objective": objective, "beta": float(beta), "kl_warmup": kl_warmup, "free_bits": float(free_bits),
+               "capacity_max": float(capacity_max), "capacity_steps_set": capacity_steps_set,
+               "capacity_gamma": float(capacity_gamma), "iw_samples": iw_samples, "binarize": binarize,
+               "likelihood": likelihood, "sampler": sampler, "prior": prior, "prior_components": prior_components,
+               "iwae_gradient": iwae_gradient, "num_classes": num_classes, "gamma": float(gamma),
+               "lambda_od": float(lambda_od), "lambda_d": None if lambda_d is None else float(lambda_d),
+               "dataset_size": dataset_size, "discriminator_hidden_set": discriminator_hidden_set,
+               "latent_layers": latent_layers, "latent_sizes": latent_sizes, "decoder": decoder}
+    for name, value in (given or {}).items():
+        options[name + "_given"] = value
+    return options
+
+
 def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, capacity_max=0.0,
                         capacity_steps_set=False, capacity_gamma=DEFAULT_CAPACITY_GAMMA, iw_samples=1, binarize=False,
                         likelihood="bernoulli", sampler="prior", prior="standard", prior_components=None,
@@ -253,16 +307,10 @@ def check_model_options(objective="elbo", beta=1.0, kl_warmup=0, free_bits=0.0, 
     Raises:
         ConfigError: for the first refused pair found.
     """
-    options = {"objective": objective, "beta": float(beta), "kl_warmup": kl_warmup, "free_bits": float(free_bits),
-               "capacity_max": float(capacity_max), "capacity_steps_set": capacity_steps_set,
-               "capacity_gamma": float(capacity_gamma), "iw_samples": iw_samples, "binarize": binarize,
-               "likelihood": likelihood, "sampler": sampler, "prior": prior, "prior_components": prior_components,
-               "iwae_gradient": iwae_gradient, "num_classes": num_classes, "gamma": float(gamma),
-               "lambda_od": float(lambda_od), "lambda_d": None if lambda_d is None else float(lambda_d),
-               "dataset_size": dataset_size, "discriminator_hidden_set": discriminator_hidden_set,
-               "latent_layers": latent_layers, "latent_sizes": latent_sizes, "decoder": decoder}
-    for name, value in (given or {}).items():
-        options[name + "_given"] = value
+    options = _model_options(objective, beta, kl_warmup, free_bits, capacity_max, capacity_steps_set, capacity_gamma,
+                             iw_samples, binarize, likelihood, sampler, prior, prior_components, iwae_gradient,
+                             num_classes, gamma, lambda_od, lambda_d, dataset_size, discriminator_hidden_set,
+                             latent_layers, latent_sizes, decoder, given)
     for rule in REFUSED:
         if rule.when(options):
             _raise(rule, options, cli)

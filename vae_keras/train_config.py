@@ -56,7 +56,7 @@ class TrainConfig:
     objective: str = "elbo"
     iw_samples: int = 1
     iwae_gradient: str = "plain"  # "dreg": Tucker et al.'s doubly reparameterized encoder gradient (--objective iwae)
-    prior: str = "standard"  # p(z): standard, vamp (VampPrior) or mog (mixture of Gaussians); vae_keras.priors
+    prior: str = "auto"  # p(z): auto (vamp where the option contract allows it, else standard), standard, vamp or mog
     prior_components: int | None = None  # K of a learned prior (None: vae_keras.priors.DEFAULT_COMPONENTS)
     gamma: float = options_lib.DEFAULT_GAMMA  # FactorVAE's TC weight (--objective factorvae)
     lambda_od: float = options_lib.DEFAULT_LAMBDA_OD  # DIP-VAE's weights (--objective dipvae1/dipvae2)
@@ -112,10 +112,32 @@ class TrainConfig:
             return self.kl_warmup_epochs
         return 0.0 if self.capacity_max > 0 else DEFAULT_KL_WARMUP_EPOCHS
 
+    def _model_option_values(self, prior):
+        """The keywords of `options.check_model_options` for this run, with ``prior``."""
+        return dict(
+            objective=self.objective, beta=self.beta, kl_warmup=self.kl_warmup_epochs or 0, free_bits=self.free_bits,
+            capacity_max=self.capacity_max, capacity_steps_set=self.capacity_epochs != TrainConfig.capacity_epochs,
+            capacity_gamma=self.capacity_gamma, iw_samples=self.iw_samples, binarize=self.binarize == "dynamic",
+            likelihood=self.likelihood, sampler=self.sampler, prior=prior, prior_components=self.prior_components,
+            iwae_gradient=self.iwae_gradient, num_classes=True if self.conditional else None,
+            gamma=self.gamma, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
+            # train() passes the training split's size as beta-TCVAE's N.
+            dataset_size="the training split's size" if self.objective == "tcvae" else None,
+            latent_layers=self.latent_layers, decoder=self.decoder)
+
+    @property
+    def resolved_prior(self):
+        """--prior if given; for auto (the default) the VampPrior (`options.AUTO_PRIOR`), or the standard prior when
+        the option contract refuses a learned prior with the other options (--conditional, --free-bits,
+        --latent-layers > 1, a disentangling --objective)."""
+        return options_lib.resolve_prior(**self._model_option_values(self.prior))
+
     def to_dict(self):
-        """The config as a dict, with the warm-up resolved (config.json and checkpoints hold the value used)."""
+        """The config as a dict, with the warm-up and the prior resolved (config.json and checkpoints hold the
+        values used)."""
         d = dataclasses.asdict(self)
         d["kl_warmup_epochs"] = self.resolved_kl_warmup_epochs
+        d["prior"] = self.resolved_prior
         if d["hidden"] is not None:
             d["hidden"] = list(d["hidden"])
         if isinstance(d["latent_dim"], tuple):
@@ -188,7 +210,7 @@ class TrainConfig:
         choice("lr_schedule", LR_SCHEDULES)
         choice("objective", OBJECTIVES)
         choice("iwae_gradient", ("plain", "dreg"))
-        choice("prior", ("standard", "vamp", "mog"))
+        choice("prior", options_lib.PRIORS)
         choice("distribute", STRATEGIES)
         choice("dtype_policy", DTYPE_POLICIES)
         if self.hidden is not None:
@@ -203,16 +225,13 @@ class TrainConfig:
         options_lib.parse_sampler(self.sampler)
         # The option contract (vae_keras.options): refused pairs, named as flags, before any data is loaded.
         latent_sizes(self.latent_dim, self.latent_layers, cli=True)  # the (latent_dim, latent_layers) pair, as flags
+        prior = self.resolved_prior
+        if self.prior == "auto" and prior == "standard" and self.prior_components is not None:
+            reason = options_lib.auto_prior_reason(**self._model_option_values(self.prior), cli=True)
+            raise ConfigError(f"--prior-components {self.prior_components} needs a learned prior, and --prior auto (the "
+                              f"default) chose {reason}. Drop --prior-components.")
         options_lib.check_model_options(
-            objective=self.objective, beta=self.beta, kl_warmup=self.kl_warmup_epochs or 0, free_bits=self.free_bits,
-            capacity_max=self.capacity_max, capacity_steps_set=self.capacity_epochs != TrainConfig.capacity_epochs,
-            capacity_gamma=self.capacity_gamma, iw_samples=self.iw_samples, binarize=self.binarize == "dynamic",
-            likelihood=self.likelihood, sampler=self.sampler, prior=self.prior, prior_components=self.prior_components,
-            iwae_gradient=self.iwae_gradient, num_classes=True if self.conditional else None,
-            gamma=self.gamma, lambda_od=self.lambda_od, lambda_d=self.lambda_d,
-            # train() passes the training split's size as beta-TCVAE's N.
-            dataset_size="the training split's size" if self.objective == "tcvae" else None,
-            latent_layers=self.latent_layers, decoder=self.decoder, cli=True,
+            **self._model_option_values(prior), cli=True,
             given={"capacity_steps": self.capacity_epochs, "kl_warmup": self.kl_warmup_epochs, "binarize": self.binarize})
         options_lib.check_training_options(dataclasses.asdict(self))
         if self.name is not None:
