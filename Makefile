@@ -36,8 +36,8 @@ test: setup system-deps  ## every test (CI runs this)
 
 demo-models: setup  ## re-create the small demo models committed in saved_models/
 	rm -rf saved_models/mnist-demo saved_models/mnist-2d
-	$(BIN)/vae-keras train --dataset mnist-10k --epochs 20 --hidden 256,128 --latent-dim 16 --name mnist-demo
-	$(BIN)/vae-keras train --dataset mnist-10k --epochs 20 --hidden 256,128 --latent-dim 2 --name mnist-2d
+	$(BIN)/vae-keras train --dataset mnist-10k --epochs 20 --hidden 256,128 --latent-dim 16 --prior standard --name mnist-demo
+	$(BIN)/vae-keras train --dataset mnist-10k --epochs 20 --hidden 256,128 --latent-dim 2 --prior standard --name mnist-2d
 
 benchmark: setup system-deps  ## issue-4 benchmark: default model vs classic baselines (about an hour)
 	$(BIN)/python -m benchmarks.run

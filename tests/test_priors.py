@@ -96,6 +96,8 @@ def test_a_prior_instance_and_a_bad_name():
     assert vae.prior is prior and vae.get_config()["prior"]["config"]["num_components"] == 5
     with pytest.raises(ConfigError, match="prior must be one of"):
         build_vae(SHAPE, latent_dim=2, hidden=(8,), prior="flow")
+    with pytest.raises(ConfigError, match="prior='auto' is a training run's default"):  # resolved by TrainConfig only
+        build_vae(SHAPE, latent_dim=2, hidden=(8,), prior="auto")
 
 
 @pytest.mark.parametrize("prior", LEARNED)

@@ -230,7 +230,8 @@ class ExportedVAE:
         checks.check_number("temperature", temperature)
         if temperature != 1.0 and self.prior != "standard":
             raise ConfigError(f"temperature={temperature!r} scales z ~ N(0, I); this model samples from its learned "
-                              f"{self.prior!r} prior, which has no temperature. Use temperature 1.")
+                              f"{self.prior!r} prior, which has no temperature. Use temperature 1 (a model trained "
+                              "with --prior standard takes one).")
         seed = int(np.int32(np.int64(seed) & 0xFFFFFFFF)) if not -2**31 <= int(seed) < 2**31 else int(seed)
         labels = self._labels(label, int(num_samples))
         sampler = (self.card.get("sampler") or {}).get("name", "prior")

@@ -20,7 +20,8 @@ optimizer step t (beta without warm-up):
   w_t * (log p(z_ik) - log q(z_ik|x_i)), z_ik ~ q(z|x_i), k = 1..K (beta-IWAE; w_t = 1 is Burda
   et al.'s bound). ``iwae_gradient="dreg"`` keeps this loss value and changes only the encoder's
   gradient estimator (Tucker et al. 2019's doubly reparameterized gradient; see `VAE`).
-- ``prior="vamp"`` or ``"mog"`` (a learned p(z), `vae_keras.priors`): log p(z) above is the learned
+- ``prior="vamp"`` or ``"mog"`` (a learned p(z), `vae_keras.priors`; a training run's default ``"auto"`` is
+  `AUTO_PRIOR` wherever `REFUSED` allows a learned prior with the other options, see `resolve_prior`): log p(z) above is the learned
   one, and the ELBO's KL_i (no closed form) is the Monte-Carlo term log q(z_i|x_i) - log p(z_i) at the
   z_i of the reconstruction; KL_term = M[KL_i] (capacity: |M[KL_i] - C_t|).
 - ``objective="tcvae"`` (beta-TCVAE, Chen et al. 2018, with alpha = gamma = 1 and beta on the total

@@ -226,6 +226,15 @@ class VampPrior(_MixturePrior):
         return config
 
 
+def check_name(prior):
+    """``prior`` if it names a prior in `PRIORS`; else ConfigError (for ``"auto"``: where that name belongs)."""
+    if prior == "auto":
+        raise ConfigError("prior='auto' is a training run's default (TrainConfig, vae-keras train), which "
+                          "vae_keras.options.resolve_prior turns into a prior by name; a VAE takes one of "
+                          f"{list(PRIORS)}. Received: 'auto'")
+    return checks.check_choice("prior", prior, PRIORS)
+
+
 def get(prior, latent_dim, image_shape, components=None, seed=None):
     """A `Prior` from a name in `PRIORS` (``components``: K, default `DEFAULT_COMPONENTS`) or a `Prior` as is."""
     if isinstance(prior, Prior):
@@ -235,7 +244,7 @@ def get(prior, latent_dim, image_shape, components=None, seed=None):
         if prior.latent_dim != latent_dim:
             raise ConfigError(f"The prior is over {prior.latent_dim} latent dims, the encoder has {latent_dim}.")
         return prior
-    checks.check_choice("prior", prior, PRIORS)
+    check_name(prior)
     if prior == "standard":
         return StandardNormalPrior(latent_dim, name="prior")
     k = DEFAULT_COMPONENTS[prior] if components is None else components

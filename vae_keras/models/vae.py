@@ -127,7 +127,7 @@ class VAE(keras.Model):
         checks.check_integer("iw_samples", iw_samples, 1)
         checks.check_choice("objective", objective, OBJECTIVES)
         checks.check_choice("iwae_gradient", iwae_gradient, dreg.IWAE_GRADIENTS)
-        prior_kind = prior.kind if isinstance(prior, priors_lib.Prior) else checks.check_choice("prior", prior, priors_lib.PRIORS)
+        prior_kind = prior.kind if isinstance(prior, priors_lib.Prior) else priors_lib.check_name(prior)
         if prior_components is not None:
             checks.check_integer("prior_components", prior_components, 1)
         if num_classes is not None:

@@ -104,6 +104,7 @@ from vae_keras.dashboard.logic.units import (  # noqa: F401
     UNIT_SORTS,
     active_units_sentence,
     card_activity,
+    no_kl_per_dim_reason,
     sort_order,
     unit_table,
     units_charts,

@@ -54,6 +54,19 @@ def active_units_sentence(frame, source):
             f"The dashed line marks the threshold {ACTIVE_UNIT_THRESHOLD:g}.")
 
 
+def no_kl_per_dim_reason(prior):
+    """Why a model's card has no per-dim KL, in a sentence (``prior``: the card's prior).
+
+    >>> no_kl_per_dim_reason("vamp")[:43]
+    "This model's prior is learned ('vamp'): its"
+    """
+    if prior and prior != "standard":
+        return (f"This model's prior is learned ({prior!r}): its KL has no closed form and does not split into dims, "
+                "so there is no per-dim KL, only the activity.")
+    return ("The model card records no per-dim KL (the run skipped its test evaluation, or the card is older), so "
+            "only the activity is shown.")
+
+
 def sort_order(frame, sort):
     """The dims in display order: ``UNIT_SORTS[0]`` by index, ``UNIT_SORTS[1]`` by decreasing KL (then activity)."""
     if sort not in UNIT_SORTS:

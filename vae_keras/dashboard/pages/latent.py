@@ -73,12 +73,20 @@ def units(sel, z_mean):
     if frame is None:
         st.info(f"No per-dim figures: {source}")
         return
-    sort = st.radio("Order", dl.UNIT_SORTS, key="units_sort", horizontal=True, persist_state="page")
+    has_kl = bool(frame["KL (nats)"].notna().any())
+    sort = (st.radio("Order", dl.UNIT_SORTS, key="units_sort", horizontal=True, persist_state="page") if has_kl
+            else dl.UNIT_SORTS[0])
     kl_chart, activity_chart = dl.units_charts(frame, sort)
-    st.altair_chart(kl_chart, width="stretch")
+    if has_kl:
+        st.altair_chart(kl_chart, width="stretch")
     st.altair_chart(activity_chart, width="stretch")
-    st.caption(dl.active_units_sentence(frame, source) + " A dim with KL near 0 is unused: its posterior equals the "
-               "prior whatever the image, and its traversal changes nothing.")
+    if has_kl:
+        st.caption(dl.active_units_sentence(frame, source) + " A dim with KL near 0 is unused: its posterior equals the "
+                   "prior whatever the image, and its traversal changes nothing.")
+    else:
+        st.caption(dl.active_units_sentence(frame, source) + " " + dl.no_kl_per_dim_reason(sel.prior) + " A dim with "
+                   "activity near 0 is unused: its posterior mean is the same whatever the image, and its traversal "
+                   "changes nothing.")
 
 
 def manifold(sel, cls=None):
@@ -116,7 +124,9 @@ def traversals(sel, test, out, cls=None):
     c2, c3, c4 = st.columns(3)
     limit = c2.slider("Range ±", 0.5, 4.0, 3.0, step=0.5, key="trav_limit", persist_state="page")
     steps = c3.slider("Steps", 3, 15, 9, key="trav_steps", persist_state="page")
-    centres = ["z = 0 (prior mean)"] + (["a test image's z_mean"] if test is not None else [])
+    zero = "z = 0 (prior mean)" if sel.prior == "standard" else "z = 0"  # a learned prior's mean is elsewhere
+    image = ["a test image's z_mean"] if test is not None else []
+    centres = [zero] + image if sel.prior == "standard" else image + [zero]  # a learned prior: a real code first
     centre = c4.selectbox("Around", centres, key="trav_centre", persist_state="page")
     if not dims:
         st.info("Choose at least one latent dimension to traverse.")
@@ -124,7 +134,7 @@ def traversals(sel, test, out, cls=None):
     base = np.zeros(d, np.float32)
     caption_base = "z = 0"
     label = fixed_class(sel, cls)
-    if centre != centres[0]:
+    if centre != zero:
         i = st.number_input("Test image #", 0, len(test.x) - 1, 0, key="trav_image", persist_state="page")
         base = out["z_mean"][i]
         caption_base = f"test image #{i}'s z_mean"
@@ -142,7 +152,8 @@ def traversals(sel, test, out, cls=None):
     show_grid(dl.tile_pngs(rows, scale), steps, col_headers=[f"{v:+.1f}" for v in values],
               row_headers=[f"dim {k}{kl_text(k)}" for k in dims], alt="traversal",
               download=(dl.grid_download_png(rows, steps, scale), f"{file_stem(sel)}-traversals.png", "dl_traversals"))
-    st.caption(f"Around {caption_base}; each row sets one dimension (named on its left, with its test KL in nats) to the "
+    st.caption(f"Around {caption_base}; each row sets one dimension (named on its left"
+               + (", with its test KL in nats" if kl is not None and len(kl) == d else "") + ") to the "
                f"value above its column, {values[0]:.1f} … {values[-1]:.1f}"
                + (f"; decoded as class {sel.class_names[label]}." if sel.conditional else "."))
 
