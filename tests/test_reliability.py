@@ -180,7 +180,8 @@ def test_resuming_with_other_settings_is_refused(digits_npz, tmp_path):
 
 def test_a_checkpoint_from_before_an_option_existed_resumes_when_the_option_keeps_its_default(digits_npz, tmp_path):
     base = dict(dataset=digits_npz, epochs=2, hidden=(16,), latent_dim=4, batch_size=256, eval_iw_samples=0,
-                out=str(tmp_path / "m"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
+                out=str(tmp_path / "m"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0,
+                prior="standard")  # build_vae's prior, which the checkpoint below is written with
     old_config = training.TrainConfig(**base).to_dict()
     del old_config["validation_split"]  # as written by a version without --validation-split
     ckpt = EpochCheckpoint(str(tmp_path / "ckpt"), old_config)
@@ -191,6 +192,24 @@ def test_a_checkpoint_from_before_an_option_existed_resumes_when_the_option_keep
     with pytest.raises(ConfigError, match=r"other settings \(validation_split\)"):  # not the default: refused
         training.train(training.TrainConfig(**(base | {"validation_split": 0.2})))
     result = training.train(training.TrainConfig(**base))  # the default: resumes after epoch 1
+    assert [r["epoch"] for r in result["history"]] == [1, 2] and result["history"][0]["loss"] == 1.0
+
+
+def test_a_checkpoint_from_before_prior_auto_is_not_resumed_with_another_prior(digits_npz, tmp_path):
+    """A checkpoint written before --prior existed trained with N(0, I): today's default (auto, the VampPrior) must
+    not load its weights into another model; the refusal names the prior both ways, and --prior standard resumes."""
+    base = dict(dataset=digits_npz, epochs=2, hidden=(16,), latent_dim=4, batch_size=256, eval_iw_samples=0,
+                out=str(tmp_path / "m"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
+    old_config = training.TrainConfig(**base).to_dict()
+    del old_config["prior"]  # as written by a version without --prior
+    ckpt = EpochCheckpoint(str(tmp_path / "ckpt"), old_config)
+    model = build_vae((28, 28, 1), latent_dim=4, hidden=(16,))
+    model.compile(optimizer="adam")
+    ckpt.set_model(model)
+    ckpt.on_epoch_end(0, {"loss": 1.0})
+    with pytest.raises(ConfigError, match=r"other settings \(prior\): prior: 'standard' there, 'vamp' now\."):
+        training.train(training.TrainConfig(**base))
+    result = training.train(training.TrainConfig(**(base | {"prior": "standard"})))
     assert [r["epoch"] for r in result["history"]] == [1, 2] and result["history"][0]["loss"] == 1.0
 
 

@@ -19,6 +19,9 @@ CHECKPOINT_STATE = "state.json"
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = frozenset({"epochs", "time_limit", "verbose", "tensorboard", "out", "name", "checkpoint_dir", "eval_iw_samples",
                                "distribute", "steps_per_execution"})
+# What a key missing from an older checkpoint's config means where it is not the option's default of today: the
+# behaviour before the option existed. (Checkpoints from before --prior trained with N(0, I); the default is auto.)
+BEFORE_THE_OPTION = {"prior": "standard"}
 
 
 def best_row(history, monitor):
@@ -292,7 +295,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         # A checkpoint written before an option existed ran with that option's default (new options
         # default to the old behaviour), so a missing key compares as its default.
-        self.defaults = dict(defaults or {})
+        self.defaults = {**dict(defaults or {}), **BEFORE_THE_OPTION}
         self.best_weights_path = None
         self.history = []
 
@@ -320,9 +323,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
         wanted = {k: v for k, v in self.config.items() if k not in RESUMABLE_CHANGES}
         if saved != wanted:
             changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+            values = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now" for k in changed)
             raise ConfigError(
-                f"Checkpoint folder {self.directory!r} holds a run with other settings ({', '.join(changed)}). "
-                "Resume it with the same options, or pass another --checkpoint-dir."
+                f"Checkpoint folder {self.directory!r} holds a run with other settings ({', '.join(changed)}): "
+                f"{values}. Resume it with the same options, or pass another --checkpoint-dir."
             )
         weights = os.path.join(self.directory, state["weights"])
         if model.optimizer is not None and not model.optimizer.built:
