@@ -293,8 +293,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.directory = os.fspath(directory)
         self.config = dict(config)
         self.monitor = monitor
-        # A checkpoint written before an option existed ran with that option's default (new options
-        # default to the old behaviour), so a missing key compares as its default.
+        # A checkpoint written before an option existed ran with the behaviour of before: the option's default
+        # (new options default to the old behaviour), or where the default changed since, `BEFORE_THE_OPTION`.
         self.defaults = {**dict(defaults or {}), **BEFORE_THE_OPTION}
         self.best_weights_path = None
         self.history = []

@@ -107,6 +107,11 @@ def resolve_version_dir(path):
     return os.path.join(path, str(versions[-1]))
 
 
+def card_prior(card):
+    """A model card's prior: "standard" (also for exports older than the learned priors), "vamp", "mog"."""
+    return (card or {}).get("prior") or "standard"
+
+
 class ExportedVAE:
     """A VAE loaded from its SavedModel signatures (no vae_keras model code involved).
 
@@ -214,8 +219,8 @@ class ExportedVAE:
 
     @property
     def prior(self):
-        """The model card's prior: "standard" (also for exports older than the learned priors), "vamp", "mog"."""
-        return self.card.get("prior") or "standard"
+        """The model card's prior (`card_prior`)."""
+        return card_prior(self.card)
 
     def sample(self, num_samples, seed=0, temperature=1.0, label=None):
         """Draws z from the prior and decodes it: the `sample` signature.

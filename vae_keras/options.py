@@ -233,12 +233,11 @@ AUTO_PRIOR = "vamp"
 PRIORS = ("auto", "standard", "vamp", "mog")
 
 
-def auto_prior_blockers(**options):
-    """The `REFUSED` rules that refuse `AUTO_PRIOR` together with ``options`` (keywords as for
-    `check_model_options`, ``prior`` ignored): empty when ``prior="auto"`` resolves to `AUTO_PRIOR`."""
-    options.pop("cli", None)
+def _auto_prior_refusals(options):
+    """``options`` (keywords as for `check_model_options`) with `AUTO_PRIOR` as the prior, and the `REFUSED`
+    prior rules that fire for them: none when ``prior="auto"`` resolves to `AUTO_PRIOR`."""
     values = _model_options(**{**options, "prior": AUTO_PRIOR})
-    return [rule for rule in REFUSED if "prior" in (rule.first, rule.second) and rule.when(values)]
+    return [rule for rule in REFUSED if "prior" in (rule.first, rule.second) and rule.when(values)], values
 
 
 def resolve_prior(prior="auto", **options):
@@ -246,16 +245,14 @@ def resolve_prior(prior="auto", **options):
     (keywords as for `check_model_options`; then ``"standard"``, the prior every option combines with)."""
     if prior != "auto":
         return prior
-    return "standard" if auto_prior_blockers(**options) else AUTO_PRIOR
+    return "standard" if _auto_prior_refusals(options)[0] else AUTO_PRIOR
 
 
 def auto_prior_reason(cli=False, **options):
     """Why ``prior="auto"`` chose the standard prior with ``options``, in words (None when it chose `AUTO_PRIOR`)."""
-    blockers = auto_prior_blockers(**options)
+    blockers, values = _auto_prior_refusals(options)
     if not blockers:
         return None
-    options.pop("cli", None)
-    values = _model_options(**{**options, "prior": AUTO_PRIOR})
     names = ", ".join(_describe(rule.second if rule.first == "prior" else rule.first, values, cli) for rule in blockers)
     return f"the standard N(0, I) prior, since a learned prior cannot be combined with {names}"
 

@@ -268,6 +268,7 @@ def build_model(config, run_data, run=None):
     run = run or distribute_lib.setup("none")
     keras.utils.set_random_seed(config.seed)
     steps = steps_per_epoch(config, run_data)
+    prior = config.resolved_prior
     with run.scope():  # model and optimizer variables mirrored under --distribute
         model = build_vae(
             run_data.data.image_shape, latent_dim=config.latent_dim, latent_layers=config.latent_layers,
@@ -277,12 +278,12 @@ def build_model(config, run_data, run=None):
             **_capacity_options(config, steps), objective=config.objective, iw_samples=config.iw_samples,
             num_classes=run_data.num_classes, seed=config.seed, dtype_policy=config.dtype_policy,
             sampler=config.sampler,
-            prior=config.resolved_prior, prior_components=config.prior_components, iwae_gradient=config.iwae_gradient,
+            prior=prior, prior_components=config.prior_components, iwae_gradient=config.iwae_gradient,
             **_objective_options(config, run_data),
         )
-        if config.resolved_prior == "vamp" or config.output_bias_init:
+        if prior == "vamp" or config.output_bias_init:
             x_train = data_lib.to_float(run_data.fit_data.x_train)
-        if config.resolved_prior == "vamp":  # pseudo-inputs start as random training images (seeded)
+        if prior == "vamp":  # pseudo-inputs start as random training images (seeded)
             model.prior.initialize_from_images(x_train, seed=config.seed)
         if config.output_bias_init:
             model.initialize_output_bias(x_train.mean(axis=0))

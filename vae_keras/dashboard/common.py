@@ -137,7 +137,7 @@ class Selected:
         self.likelihood = self.card.get("likelihood")
         self.class_names = dl.class_names(self.card)  # None unless the model is conditional
         self.conditional = self.class_names is not None
-        self.prior = self.card.get("prior") or "standard"  # "vamp" or "mog": a learned p(z)
+        self.prior = exported.card_prior(self.card)  # "vamp" or "mog": a learned p(z)
 
     @property
     def model(self):

@@ -15,6 +15,7 @@ import numpy as np
 from vae_keras import nll_kinds
 from vae_keras.active_units import ACTIVE_UNIT_RULE
 from vae_keras.dashboard.logic.numbers import compact_number, exact_number
+from vae_keras.exported import card_prior
 
 MODELS_DIR_ENV = "VAE_KERAS_MODELS_DIR"
 TRAIN_COMMAND = "vae-keras train --dataset mnist-10k --epochs 5"
@@ -357,7 +358,7 @@ def sampler_words(card):
     """
     card = card or {}
     sampler = (card.get("sampler") or {}).get("name", "prior")
-    prior = card.get("prior") or "standard"
+    prior = card_prior(card)
     if sampler != "prior":
         return f"z ~ the {sampler} mixture fitted to the training images' posterior means"
     return "z ~ N(0, I)" if prior == "standard" else f"z ~ the learned {prior!r} prior"

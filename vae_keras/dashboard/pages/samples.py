@@ -22,7 +22,7 @@ TITLE = "Random samples"
 
 
 def render(sel, listed):
-    prior = getattr(sel.model, "prior", "standard")
+    prior = sel.prior
     sampler = ((sel.card or {}).get("sampler") or {}).get("name", "prior")
     st.subheader("Random samples: " + ("z ~ N(0, T²·I)" if (prior, sampler) == ("standard", "prior") else dl.sampler_words(sel.card))
                  + " decoded")
