@@ -506,3 +506,32 @@ def test_a_config_files_budget_and_clip_must_be_positive_and_say_so(name, value)
         TrainConfig(**{name: value}).validate()
     message = str(info.value)
     assert f"{name.replace('_', '-')} must be a finite number > 0" in message and ">= 0" not in message
+
+
+@pytest.mark.parametrize("name", [None, "conditional", "prior=vamp", "prior=mog", "objective=factorvae", "latent_layers",
+                                  "decoder=pixelcnn", "dtype_policy=mixed_float16"])
+def test_fit_traces_the_train_step_once_and_creates_no_variable_inside_it(name):
+    # Keras leaves the optimizer's slots to the first trace when no strategy is set; creating variables inside
+    # tf.function makes TensorFlow trace the whole step twice. VAE.fit builds the optimizer first, for every family
+    # whose weights hold the slots (the learned priors, the hierarchy's nets, the PixelCNN, FactorVAE's two optimizers).
+    import tensorflow as tf
+
+    kwargs = dict(OPTIONS[name]) if name else {}
+    vae = build_vae(SHAPE, latent_dim=LATENT, hidden=(8,), seed=0, **kwargs)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    traces, created = [], []
+    step = vae.train_step
+    vae.train_step = lambda data: (traces.append(1), step(data))[1]
+
+    def creator(next_creator, **kw):
+        if tf.inside_function():
+            created.append(kw.get("name"))
+        return next_creator(**kw)
+
+    rng = np.random.default_rng(0)
+    x = _data(kwargs, rng)
+    labels = rng.integers(0, 3, BATCH).astype("int32") if "num_classes" in kwargs else None
+    with tf.variable_creator_scope(creator):
+        vae.fit(x, labels, batch_size=4, epochs=2, verbose=0)
+    assert created == [] and len(traces) == 1, (name, created, len(traces))
+    assert vae.optimizer.built and all(np.isfinite(v.numpy()).all() for v in vae.optimizer.variables)

@@ -105,6 +105,10 @@ class StandardNormalPrior(Prior):
     kind = "standard"
     learned = False
 
+    def __init__(self, latent_dim, **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        self.built = True  # no weights: built from the start, like the learned priors (VAE.build_optimizer needs it)
+
     def log_prob(self, z):
         return standard_normal_log_prob(z)
 
