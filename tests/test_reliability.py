@@ -50,6 +50,22 @@ def _wait_for_epoch(ckpt, proc, minimum=1, timeout=240):
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
+def _sigint_as_in_a_terminal():
+    """preexec_fn of a Ctrl-C test's child: SIGINT at its default, as in a user's terminal. A child inherits an
+    ignored SIGINT (and Python then keeps ignoring it), so without this the test depended on the pytest worker's
+    own disposition: a worker that had SIGINT ignored made the child ignore the Ctrl-C and finish its 50 epochs."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def default_sigint():
+    """Python's default SIGINT handler for the test, as `vae-keras train` has it in a terminal; the worker's own
+    handler is put back afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_sigkill_then_the_same_command_resumes_and_history_has_each_epoch_once(digits_npz, tmp_path):
     out, ckpt = tmp_path / "models", tmp_path / "ckpt"
     cmd = _train_cmd(digits_npz, out, ckpt)
@@ -73,7 +89,7 @@ def test_sigkill_then_the_same_command_resumes_and_history_has_each_epoch_once(d
 def test_ctrl_c_keeps_the_checkpoint_and_says_how_to_resume(digits_npz, tmp_path):
     out, ckpt = tmp_path / "models", tmp_path / "ckpt"
     proc = subprocess.Popen(_train_cmd(digits_npz, out, ckpt, epochs=50), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
+                            stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_sigint_as_in_a_terminal)
     _wait_for_epoch(str(ckpt), proc, minimum=1)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
@@ -102,7 +118,7 @@ class _SwallowedInterrupt(keras.callbacks.Callback):
             Finalizer()
 
 
-def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_training(digits_npz, tmp_path, monkeypatch):
+def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_training(digits_npz, tmp_path, monkeypatch, default_sigint):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # what a user's `vae-keras train` has
     unraisable = []  # what Python prints as "Exception ignored in ..."
     monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(u.exc_type))
