@@ -600,15 +600,15 @@ class VAE(keras.Model):
         Without a distribution strategy Keras leaves this to the first trace of the train step; the slots are
         then created inside ``tf.function``, and TensorFlow traces the whole step a second time (once to create
         the variables, once to run): twice the start-up of every new model's first `fit` (measured: 2 traces of
-        ``train_step``, 1 after this). Keras itself builds the optimizer this way under a strategy. Nothing
-        happens when the optimizer is built already (a restored checkpoint) or a layer is not built yet (its
-        weights come with the first call, so Keras's own deferred build must see them)."""
-        if self.optimizer is None or self.optimizer.built:
+        ``train_step``, 1 after this). Nothing happens under a distribution strategy (Keras builds the optimizer
+        before tracing there, in the strategy's scope), when the optimizer is built already (a restored
+        checkpoint) or when a layer is not built yet (its weights come with the first call, so Keras's own
+        deferred build must see them)."""
+        if self.optimizer is None or self.optimizer.built or getattr(self, "_distribute_strategy", None) is not None:
             return
         if not all(layer.built for layer in self._flatten_layers()):
             return
-        with self.distribute_strategy.scope():
-            self.optimizer.build(self.trainable_variables)
+        self.optimizer.build(self.trainable_variables)
 
     def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
         """`keras.Model.evaluate`; ``sample_weight`` [N] weights each image's loss."""
