@@ -194,17 +194,27 @@ def test_resuming_with_other_settings_is_refused(digits_npz, tmp_path):
         training.train(training.TrainConfig(**(base | {"latent_dim": 5})))
 
 
-def test_a_checkpoint_from_before_an_option_existed_resumes_when_the_option_keeps_its_default(digits_npz, tmp_path):
-    base = dict(dataset=digits_npz, epochs=2, hidden=(16,), latent_dim=4, batch_size=256, eval_iw_samples=0,
-                out=str(tmp_path / "m"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0,
-                prior="standard")  # build_vae's prior, which the checkpoint below is written with
-    old_config = training.TrainConfig(**base).to_dict()
-    del old_config["validation_split"]  # as written by a version without --validation-split
-    ckpt = EpochCheckpoint(str(tmp_path / "ckpt"), old_config)
-    model = build_vae((28, 28, 1), latent_dim=4, hidden=(16,))
+def _run_settings(digits_npz, tmp_path, **overrides):
+    """The TrainConfig fields of the two old-checkpoint tests: 2 epochs of a small model, checkpointed."""
+    return dict(dataset=digits_npz, epochs=2, hidden=(16,), latent_dim=4, batch_size=256, eval_iw_samples=0,
+                out=str(tmp_path / "m"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0, **overrides)
+
+
+def _write_old_checkpoint(settings, missing):
+    """Epoch 1's checkpoint of a run with ``settings``, its config without the key ``missing``, as a version
+    without that option wrote it; the weights are build_vae's (the standard prior), the logged loss 1.0."""
+    old_config = training.TrainConfig(**settings).to_dict()
+    del old_config[missing]
+    ckpt = EpochCheckpoint(settings["checkpoint_dir"], old_config)
+    model = build_vae((28, 28, 1), latent_dim=settings["latent_dim"], hidden=settings["hidden"])
     model.compile(optimizer="adam")
     ckpt.set_model(model)
     ckpt.on_epoch_end(0, {"loss": 1.0})
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes_when_the_option_keeps_its_default(digits_npz, tmp_path):
+    base = _run_settings(digits_npz, tmp_path, prior="standard")  # build_vae's prior, which the checkpoint has
+    _write_old_checkpoint(base, missing="validation_split")
     with pytest.raises(ConfigError, match=r"other settings \(validation_split\)"):  # not the default: refused
         training.train(training.TrainConfig(**(base | {"validation_split": 0.2})))
     result = training.train(training.TrainConfig(**base))  # the default: resumes after epoch 1
@@ -214,15 +224,8 @@ def test_a_checkpoint_from_before_an_option_existed_resumes_when_the_option_keep
 def test_a_checkpoint_from_before_prior_auto_is_not_resumed_with_another_prior(digits_npz, tmp_path):
     """A checkpoint written before --prior existed trained with N(0, I): today's default (auto, the VampPrior) must
     not load its weights into another model; the refusal names the prior both ways, and --prior standard resumes."""
-    base = dict(dataset=digits_npz, epochs=2, hidden=(16,), latent_dim=4, batch_size=256, eval_iw_samples=0,
-                out=str(tmp_path / "m"), checkpoint_dir=str(tmp_path / "ckpt"), verbose=0)
-    old_config = training.TrainConfig(**base).to_dict()
-    del old_config["prior"]  # as written by a version without --prior
-    ckpt = EpochCheckpoint(str(tmp_path / "ckpt"), old_config)
-    model = build_vae((28, 28, 1), latent_dim=4, hidden=(16,))
-    model.compile(optimizer="adam")
-    ckpt.set_model(model)
-    ckpt.on_epoch_end(0, {"loss": 1.0})
+    base = _run_settings(digits_npz, tmp_path)
+    _write_old_checkpoint(base, missing="prior")
     with pytest.raises(ConfigError, match=r"other settings \(prior\): prior: 'standard' there, 'vamp' now\."):
         training.train(training.TrainConfig(**base))
     result = training.train(training.TrainConfig(**(base | {"prior": "standard"})))
